@@ -1,0 +1,261 @@
+/**
+ * The validated, normalized config: what the rest of Mosaic reads. The loader turns
+ * MOSN-shaped YAML or JSON into this once per load and freezes it; durations are
+ * milliseconds, addresses are split, defaults are filled in.
+ *
+ * @module
+ */
+
+/** Log levels, as in MOSN's `default_log_level`. */
+export type LogLevel = "trace" | "debug" | "info" | "warning" | "error" | "fatal";
+
+/** Where in the config file a value came from, for errors raised after validation. */
+export interface SourcePosition {
+  /** The config file. */
+  file: string;
+  /** 1-based line. */
+  line: number;
+  /** Field path, e.g. `servers[0].listeners[0].stream_filters[1]`. */
+  path: string;
+}
+
+/** The whole config. */
+export interface MosaicConfig {
+  /** Absolute path of the config file. */
+  file: string;
+  /** `default_log_level` of the first server; default `info`. */
+  logLevel: LogLevel;
+  /** `default_log_path`: `stdout`, `stderr` or a file path; default `stderr`. */
+  logPath: string;
+  /** Every listener of every server. */
+  listeners: ListenerConfig[];
+  /** Routers by `router_config_name`. */
+  routers: Map<string, RouterConfig>;
+  /** Clusters by name. */
+  clusters: Map<string, ClusterConfig>;
+  /** The admin API address; undefined when `admin` is absent. */
+  admin: { hostname: string; port: number } | undefined;
+  /** Out-of-process plugins by name. */
+  plugins: Map<string, PluginConfig>;
+  /** Seconds to let in-flight requests finish on SIGINT/SIGTERM; default 30. */
+  drainTimeoutMs: number;
+  /** Re-read the config when the file changes (`watch: true`); default false. */
+  watch: boolean;
+}
+
+/** A listener (`servers[].listeners[]`). */
+export interface ListenerConfig {
+  /** The listener's name; default `listener<N>`. */
+  name: string;
+  /** Bind address. */
+  hostname: string;
+  /** Bind port. */
+  port: number;
+  /** The network filter: the HTTP proxy or raw TCP forwarding. */
+  network: ProxyNetworkFilter | TcpProxyNetworkFilter;
+  /** Stream filters in config order (only meaningful for `proxy`). */
+  streamFilters: StreamFilterConfig[];
+  /** TLS of the listener's filter chain, if any. */
+  tls: TlsContextConfig | undefined;
+  /** Access logs of this listener. */
+  accessLogs: AccessLogConfig[];
+  /** Largest request header block accepted, in bytes; default 65536 (larger: 431). */
+  maxHeaderBytes: number;
+  /** Where in the file the listener is. */
+  position: SourcePosition;
+}
+
+/** The `proxy` network filter. */
+export interface ProxyNetworkFilter {
+  type: "proxy";
+  /** `Http1`, `Http2` or `Auto`: Mosaic always serves HTTP/1.1 and h2c. */
+  downstreamProtocol: "Http1" | "Http2" | "Auto";
+  /** `Http1` (default) or `Http2`. */
+  upstreamProtocol: "Http1" | "Http2";
+  /** Name of the router config this listener routes with. */
+  routerConfigName: string;
+}
+
+/** The `tcp_proxy` network filter. */
+export interface TcpProxyNetworkFilter {
+  type: "tcp_proxy";
+  /** The cluster to forward bytes to. */
+  cluster: string;
+  /** Close a connection idle for this long; 0 means never. */
+  idleTimeoutMs: number;
+}
+
+/** One entry of a listener's `stream_filters`. */
+export interface StreamFilterConfig {
+  /** A registered name, or `module`, or `plugin`. */
+  type: string;
+  /** The filter's name for `per_filter_config` and logs: `name` if given, else `type`. */
+  name: string;
+  /** The filter's own config, passed to its factory as is. */
+  config: unknown;
+  /** `closed` (default): a throw or failure answers 500/503; `open`: the chain goes on. */
+  failureMode: "open" | "closed";
+  /** For `type: module`: the module URL, resolved against the config file. */
+  module?: string;
+  /** For `type: module`: the factory export; default `createStreamFilterFactory`. */
+  export?: string;
+  /** For `type: module`: `sha256-<base64>` pin of the module's bytes. */
+  integrity?: string;
+  /** For `type: module`: run in a Worker or a child process with these permissions. */
+  sandbox?: SandboxConfig;
+  /** Where in the file the entry is. */
+  position: SourcePosition;
+}
+
+/** `sandbox:` of a module filter. */
+export interface SandboxConfig {
+  /** `worker` (default) or `process`. */
+  isolation: "worker" | "process";
+  /** Deno permissions, in the Worker options' shape. */
+  permissions: Record<string, unknown>;
+  /** Per-call timeout; default 1000. */
+  timeoutMs: number;
+}
+
+/** An access log. */
+export interface AccessLogConfig {
+  /** `stdout`, `stderr` or a file path. */
+  path: string;
+  /** MOSN variable format, e.g. `%start_time% %response_code%`. */
+  format: string;
+}
+
+/** A router config (`servers[].routers[]`). */
+export interface RouterConfig {
+  name: string;
+  virtualHosts: VirtualHostConfig[];
+}
+
+/** A header to add. */
+export interface HeaderValueOption {
+  key: string;
+  value: string;
+  /** Append to an existing value instead of replacing it; default false. */
+  append: boolean;
+}
+
+/** A virtual host. */
+export interface VirtualHostConfig {
+  name: string;
+  /** Exact names, `*.suffix`, or `*`. Ports in the Host header are ignored. */
+  domains: string[];
+  routes: RouteConfig[];
+  requestHeadersToAdd: HeaderValueOption[];
+  requestHeadersToRemove: string[];
+  responseHeadersToAdd: HeaderValueOption[];
+  responseHeadersToRemove: string[];
+  /** Filter name → config override. */
+  perFilterConfig: Record<string, unknown>;
+}
+
+/** A header matcher of a route. */
+export interface HeaderMatcher {
+  name: string;
+  value: string;
+  /** Treat `value` as a regular expression (anchored). */
+  regex: boolean;
+}
+
+/** A route (`virtual_hosts[].routers[]`). */
+export interface RouteConfig {
+  name: string | undefined;
+  match: {
+    prefix?: string;
+    path?: string;
+    regex?: string;
+    headers: HeaderMatcher[];
+  };
+  /** Where to send; undefined when the route has a direct response. */
+  route: RouteAction | undefined;
+  directResponse: { status: number; body: string } | undefined;
+  requestHeadersToAdd: HeaderValueOption[];
+  requestHeadersToRemove: string[];
+  responseHeadersToAdd: HeaderValueOption[];
+  responseHeadersToRemove: string[];
+  perFilterConfig: Record<string, unknown>;
+}
+
+/** The `route` of a route. */
+export interface RouteAction {
+  /** A single cluster; or undefined with `weightedClusters`. */
+  clusterName: string | undefined;
+  weightedClusters: { name: string; weight: number }[];
+  /** Whole-request timeout; 0 means none. Default 0 (MOSN's default is none too). */
+  timeoutMs: number;
+  retryPolicy: { numRetries: number; retryOn5xx: boolean; perTryTimeoutMs: number } | undefined;
+  prefixRewrite: string | undefined;
+  hostRewrite: string | undefined;
+}
+
+/** A cluster (`cluster_manager.clusters[]`). */
+export interface ClusterConfig {
+  name: string;
+  /** Only `SIMPLE` (static hosts) for now. */
+  type: "SIMPLE";
+  lbType: "LB_ROUNDROBIN" | "LB_RANDOM" | "LB_WEIGHTED_ROUNDROBIN" | "LB_LEAST_REQUEST";
+  hosts: HostConfig[];
+  /** Requests on one upstream connection before it is closed; 0 means unlimited. */
+  maxRequestPerConn: number;
+  /** Default 3000 (MOSN's). */
+  connectTimeoutMs: number;
+  /** An idle pooled connection is closed after this; default 90000. */
+  idleTimeoutMs: number;
+  /** Circuit breaker: concurrent connections per host; default 1024. Overflow is 503. */
+  maxConnections: number;
+  /** Circuit breaker: requests waiting for a connection per host; default 1024. */
+  maxPendingRequests: number;
+  /** Upstream protocol: `Http1` (default) or `Http2`. */
+  protocol: "Http1" | "Http2";
+  /** TLS to the upstream, if any. */
+  tls: TlsContextConfig | undefined;
+  position: SourcePosition;
+}
+
+/** A static host. */
+export interface HostConfig {
+  /** `host:port`. */
+  address: string;
+  hostname: string;
+  port: number;
+  /** Default 1. */
+  weight: number;
+}
+
+/** MOSN's `tls_context`. */
+export interface TlsContextConfig {
+  /** `status: true` turns TLS on. */
+  status: boolean;
+  /** PEM text or a file path. */
+  certChain: string | undefined;
+  privateKey: string | undefined;
+  caCert: string | undefined;
+  serverName: string | undefined;
+  minVersion: string | undefined;
+  maxVersion: string | undefined;
+  alpn: string[];
+  /** Certificate provider name; `file` by default. */
+  type: string;
+  extendVerify: unknown;
+  insecureSkip: boolean;
+  requireClientCert: boolean;
+  position: SourcePosition;
+}
+
+/** An out-of-process plugin (`plugins:`). */
+export interface PluginConfig {
+  name: string;
+  /** argv, first element the program. */
+  command: string[];
+  args: string[];
+  env: Record<string, string>;
+  cwd: string | undefined;
+  network: "unix" | "tcp";
+  startTimeoutMs: number;
+  maxProcs: number;
+  position: SourcePosition;
+}
