@@ -102,8 +102,12 @@ export interface RequestStream extends RequestView {
   readonly config: unknown;
   /** True once some filter called {@linkcode RequestStream.respond}. */
   readonly responded: boolean;
-  /** Reads the whole request body (buffered once, on demand). */
-  body(): Promise<Uint8Array>;
+  /**
+   * Reads the whole request body (buffered once, on demand). With `maxBytes`, a larger
+   * body rejects with an error named `BodyTooLargeError` and the body is lost: the
+   * filter must then `respond()`.
+   */
+  body(options?: { maxBytes?: number }): Promise<Uint8Array>;
   /** Replaces the request body; Content-Length is set to match. */
   setBody(body: string | Uint8Array): void;
   /**
@@ -136,8 +140,8 @@ export interface ResponseStream {
   readonly logger: FilterLogger;
   /** The running filter's effective config (see {@linkcode RequestStream.config}). */
   readonly config: unknown;
-  /** Reads the whole response body (buffered once, on demand). */
-  body(): Promise<Uint8Array>;
+  /** Reads the whole response body (buffered once, on demand); `maxBytes` as for requests. */
+  body(options?: { maxBytes?: number }): Promise<Uint8Array>;
   /** Replaces the response body; Content-Length is set to match. */
   setBody(body: string | Uint8Array): void;
 }

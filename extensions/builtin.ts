@@ -1,0 +1,20 @@
+/**
+ * The built-in extensions, listed as data. `main.ts` registers them through the same
+ * public registry a user's code would use; nothing registers itself by being imported.
+ *
+ * @module
+ */
+
+import type { CreateStreamFilterFactory } from "../mod.ts";
+import { createStreamFilterFactory as demo } from "./filters/demo/mod.ts";
+import { createStreamFilterFactory as fault } from "./filters/fault/mod.ts";
+import { createStreamFilterFactory as ipAccess } from "./filters/ip_access/mod.ts";
+import { createStreamFilterFactory as payloadLimit } from "./filters/payload_limit/mod.ts";
+
+/** Built-in stream filters by the `type` name they are configured with. */
+export const BUILTIN_STREAM_FILTERS: ReadonlyArray<readonly [string, CreateStreamFilterFactory]> = [
+  ["demo", demo],
+  ["fault", fault],
+  ["ip_access", ipAccess],
+  ["payload_limit", payloadLimit],
+];

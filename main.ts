@@ -1,0 +1,118 @@
+/**
+ * Mosaic's command line.
+ *
+ * ```sh
+ * deno run --allow-net --allow-read main.ts config.yaml        # run the proxy
+ * deno run --allow-read main.ts check config.yaml              # validate, print narrow flags
+ * ```
+ *
+ * @module
+ */
+
+import { BUILTIN_STREAM_FILTERS } from "./extensions/builtin.ts";
+import { loadConfig } from "./src/config/load.ts";
+import { narrowestPermissionFlags } from "./src/config/permissions.ts";
+import type { MosaicConfig } from "./src/config/types.ts";
+import { isKnownFilterType, registerStreamFilter } from "./src/filter/registry.ts";
+import { configureLogging, logger } from "./src/log/logger.ts";
+import { loadFilterModule } from "./src/module/loader.ts";
+import { Runtime } from "./src/server/runtime.ts";
+import type { PluginCaller } from "./src/filter/api.ts";
+
+const USAGE = `Usage:
+  mosaic [run] <config.yaml>   start the proxy
+  mosaic check <config.yaml>   validate the config and print the narrowest deno run flags
+`;
+
+for (const [name, create] of BUILTIN_STREAM_FILTERS) registerStreamFilter(name, create);
+
+/** Runs the command line; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const [first, second] = args;
+  if (first === undefined || first === "-h" || first === "--help") {
+    console.log(USAGE);
+    return first === undefined ? 2 : 0;
+  }
+  if (first === "check") return second === undefined ? usage() : await check(second);
+  if (first === "run") return second === undefined ? usage() : await run(second);
+  return await run(first);
+}
+
+function usage(): number {
+  console.error(USAGE);
+  return 2;
+}
+
+async function load(file: string): Promise<MosaicConfig> {
+  const { config, warnings } = await loadConfig(file, { isKnownFilterType });
+  configureLogging(config.logLevel, config.logPath);
+  for (const warning of warnings) logger("config").warn(escape(warning));
+  return config;
+}
+
+async function check(file: string): Promise<number> {
+  try {
+    const { config, warnings } = await loadConfig(file, { isKnownFilterType });
+    for (const warning of warnings) console.error(`warning: ${warning}`);
+    console.log(`${file}: OK`);
+    console.log(`deno run ${narrowestPermissionFlags(config).join(" ")} main.ts ${file}`);
+    return 0;
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : String(error));
+    return 1;
+  }
+}
+
+const noPlugins: PluginCaller = {
+  call(name) {
+    return Promise.reject(new Error(`Plugin "${name}" is not declared under plugins:`));
+  },
+};
+
+async function run(file: string): Promise<number> {
+  let config: MosaicConfig;
+  let runtime: Runtime;
+  const log = logger("main");
+  try {
+    config = await load(file);
+    runtime = await Runtime.start(config, { plugins: noPlugins, resolveModule: loadFilterModule });
+  } catch (error) {
+    console.error(`mosaic: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
+
+  let reloading = Promise.resolve();
+  const reload = () => {
+    reloading = reloading.then(async () => {
+      try {
+        const next = await load(file);
+        await runtime.reload(next);
+        config = next;
+        log.info("Reloaded {file}", { file });
+      } catch (error) {
+        log.error("Reload failed, the running config stays: {error}", {
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    });
+  };
+  Deno.addSignalListener("SIGHUP", reload);
+
+  const stopped = Promise.withResolvers<void>();
+  const stop = (signal: string) => () => {
+    log.info("{signal}: draining for up to {ms} ms", { signal, ms: config.drainTimeoutMs });
+    runtime.shutdown(config.drainTimeoutMs).then(stopped.resolve, stopped.resolve);
+  };
+  Deno.addSignalListener("SIGINT", stop("SIGINT"));
+  Deno.addSignalListener("SIGTERM", stop("SIGTERM"));
+  log.info("Mosaic running with {file}", { file });
+  await stopped.promise;
+  log.info("Stopped");
+  return 0;
+}
+
+function escape(text: string): string {
+  return text.replaceAll("{", "{{").replaceAll("}", "}}");
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

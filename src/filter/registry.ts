@@ -1,0 +1,48 @@
+/**
+ * The stream filter registry: names → factory creators. Built-ins are listed as data in
+ * `extensions/builtin.ts` and registered from `main.ts` through this same function, so a
+ * built-in has no powers a module loaded by URL lacks.
+ *
+ * @module
+ */
+
+import type { CreateStreamFilterFactory } from "./api.ts";
+
+const registry = new Map<string, CreateStreamFilterFactory>();
+
+/**
+ * Registers a stream filter under a name usable as `type:` in `stream_filters`.
+ *
+ * @param name The filter's type name.
+ * @param create Makes a factory from the filter's config.
+ * @throws {Error} when the name is taken or reserved.
+ * @example
+ * ```ts
+ * import { registerStreamFilter } from "@mosaic/proxy";
+ * registerStreamFilter("hello", () => ({ createFilterChain() {} }));
+ * ```
+ */
+export function registerStreamFilter(name: string, create: CreateStreamFilterFactory): void {
+  if (name === "module") {
+    throw new Error(`Cannot register stream filter "${name}": the name is reserved`);
+  }
+  if (registry.has(name)) {
+    throw new Error(`Cannot register stream filter "${name}": the name is already registered`);
+  }
+  registry.set(name, create);
+}
+
+/** Returns the creator registered under `name`, if any. */
+export function getStreamFilter(name: string): CreateStreamFilterFactory | undefined {
+  return registry.get(name);
+}
+
+/** True when `type` can appear in `stream_filters`. */
+export function isKnownFilterType(type: string): boolean {
+  return type === "module" || registry.has(type);
+}
+
+/** The registered names, sorted, for error messages. */
+export function registeredFilterTypes(): string[] {
+  return [...registry.keys(), "module"].sort();
+}

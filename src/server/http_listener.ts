@@ -1,0 +1,82 @@
+/**
+ * An HTTP listener: `Deno.serve` (HTTP/1.1, h2c with prior knowledge, h2 by ALPN over
+ * TLS) handing every request to the stream lifecycle. The listener's context is a
+ * field so a reload can swap routes, clusters and filters for new requests while
+ * in-flight ones finish on the old.
+ *
+ * @module
+ */
+
+import { handleStream, type ListenerContext } from "../proxy/stream.ts";
+
+/** Options of an HTTP listener. */
+export interface HttpListenerOptions {
+  hostname: string;
+  port: number;
+  /** PEM certificate and key, for TLS listeners. */
+  tls?: { cert: string; key: string; alpnProtocols?: string[] };
+  /** Share the port with another listener (needs `--unstable-net`). */
+  reusePort?: boolean;
+}
+
+/** A running HTTP listener. */
+export class HttpListener {
+  /** What new requests are handled with. */
+  context: ListenerContext;
+  #server: Deno.HttpServer<Deno.NetAddr>;
+  #inFlight = 0;
+
+  /** Starts listening at once; throws if the address cannot be bound. */
+  constructor(options: HttpListenerOptions, context: ListenerContext) {
+    this.context = context;
+    const protocolOf = (request: Request) => request.headers.has("host") ? "HTTP/1.1" : "HTTP/2";
+    this.#server = Deno.serve({
+      hostname: options.hostname,
+      port: options.port,
+      reusePort: options.reusePort,
+      // A proxy passes bodies and Content-Encoding through untouched.
+      automaticCompression: false,
+      ...(options.tls ?? {}),
+      onListen: () => {},
+      onError: (error) => {
+        this.context.logger.error("Listener {listener} failed a request: {error}", {
+          listener: this.context.name,
+          error,
+        });
+        return new Response("internal error\n", { status: 500 });
+      },
+    }, (request, info) => {
+      this.#inFlight++;
+      const done = () => this.#inFlight--;
+      const response = handleStream(this.context, request, {
+        remoteAddr: info.remoteAddr,
+        protocol: protocolOf(request),
+      });
+      response.then(done, done);
+      return response;
+    });
+  }
+
+  /** The bound address (useful with port 0). */
+  get addr(): Deno.NetAddr {
+    return this.#server.addr;
+  }
+
+  /** Requests being handled now. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish, and resolves when they did or
+   * when `drainTimeoutMs` passed (remaining connections are then dropped).
+   */
+  async shutdown(drainTimeoutMs: number): Promise<void> {
+    let timer: number | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, drainTimeoutMs);
+    });
+    await Promise.race([this.#server.shutdown(), timeout]);
+    clearTimeout(timer);
+  }
+}

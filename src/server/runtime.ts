@@ -1,0 +1,222 @@
+/**
+ * The running proxy: listeners, and the routers, clusters and filters they use, built
+ * from one config. A reload builds the whole next generation first; only when every
+ * part of it loaded does it take over, listener by listener, for new requests.
+ *
+ * @module
+ */
+
+import type { ListenerConfig, MosaicConfig } from "../config/types.ts";
+import type { PluginCaller } from "../filter/api.ts";
+import { buildFilterEntries, type ModuleResolver } from "../filter/build.ts";
+import { AccessLogWriter, compileAccessLogFormat } from "../log/access_log.ts";
+import { logger } from "../log/logger.ts";
+import type { ListenerContext } from "../proxy/stream.ts";
+import { Router } from "../router/router.ts";
+import { ClusterManager } from "../upstream/cluster.ts";
+import { Http1Pool } from "../upstream/http1_pool.ts";
+import { Http2Pool } from "../upstream/http2_pool.ts";
+import type { ConnectionPool } from "../upstream/types.ts";
+import { HttpListener } from "./http_listener.ts";
+import { type TcpProxyContext, TcpProxyListener } from "./tcp_proxy.ts";
+
+/** What the runtime needs besides the config. */
+export interface RuntimeOptions {
+  plugins: PluginCaller;
+  resolveModule: ModuleResolver;
+}
+
+type Listener = HttpListener | TcpProxyListener;
+
+/** One config's worth of built parts. */
+interface Generation {
+  config: MosaicConfig;
+  clusters: ClusterManager;
+  contexts: Map<string, ListenerContext | TcpProxyContext>;
+  writers: AccessLogWriter[];
+  factories: { destroy?(): void | Promise<void> }[];
+}
+
+/** The proxy's listeners and what they run on. */
+export class Runtime {
+  #listeners = new Map<string, { config: ListenerConfig; listener: Listener }>();
+  #current: Generation | undefined;
+  #log = logger("runtime");
+
+  private constructor(readonly options: RuntimeOptions) {}
+
+  /** Builds everything from `config` and starts its listeners. */
+  static async start(config: MosaicConfig, options: RuntimeOptions): Promise<Runtime> {
+    const runtime = new Runtime(options);
+    const generation = await runtime.#build(config);
+    try {
+      runtime.#activate(generation);
+    } catch (error) {
+      await runtime.shutdown(0);
+      throw error;
+    }
+    return runtime;
+  }
+
+  /** Addresses the listeners are bound to, by name. */
+  get addresses(): Map<string, Deno.NetAddr> {
+    return new Map([...this.#listeners].map(([name, l]) => [name, l.listener.addr]));
+  }
+
+  /**
+   * Swaps in a new config. Everything is built first: a config that fails to build
+   * throws, and the running one stays as it was.
+   */
+  async reload(config: MosaicConfig): Promise<void> {
+    const next = await this.#build(config);
+    const previous = this.#current;
+    this.#activate(next);
+    if (previous !== undefined) this.#retire(previous, config.drainTimeoutMs);
+  }
+
+  /** Stops accepting, drains in-flight requests for up to `drainTimeoutMs`, closes all. */
+  async shutdown(drainTimeoutMs: number): Promise<void> {
+    const listeners = [...this.#listeners.values()];
+    this.#listeners.clear();
+    await Promise.all(listeners.map(({ listener }) => listener.shutdown(drainTimeoutMs)));
+    if (this.#current !== undefined) await this.#dispose(this.#current);
+    this.#current = undefined;
+  }
+
+  async #build(config: MosaicConfig): Promise<Generation> {
+    const clusters = new ClusterManager(config.clusters, (host, cluster) => {
+      const options = {
+        maxRequestPerConn: cluster.maxRequestPerConn,
+        connectTimeoutMs: cluster.connectTimeoutMs,
+        idleTimeoutMs: cluster.idleTimeoutMs,
+        maxConnections: cluster.maxConnections,
+        maxPendingRequests: cluster.maxPendingRequests,
+      };
+      const pool: ConnectionPool = cluster.protocol === "Http2"
+        ? new Http2Pool(host, options)
+        : new Http1Pool(host, options);
+      return pool;
+    });
+    const generation: Generation = {
+      config,
+      clusters,
+      contexts: new Map(),
+      writers: [],
+      factories: [],
+    };
+    try {
+      const writers = new Map<string, AccessLogWriter>();
+      for (const listener of config.listeners) {
+        generation.contexts.set(
+          listener.name,
+          await this.#buildContext(config, listener, generation, writers),
+        );
+      }
+      generation.writers = [...writers.values()];
+    } catch (error) {
+      await this.#dispose(generation);
+      throw error;
+    }
+    return generation;
+  }
+
+  async #buildContext(
+    config: MosaicConfig,
+    listener: ListenerConfig,
+    generation: Generation,
+    writers: Map<string, AccessLogWriter>,
+  ): Promise<ListenerContext | TcpProxyContext> {
+    const log = logger("listener", listener.name);
+    const network = listener.network;
+    if (network.type === "tcp_proxy") {
+      const cluster = generation.clusters.get(network.cluster)!;
+      return {
+        name: listener.name,
+        cluster,
+        connectTimeoutMs: cluster.config.connectTimeoutMs,
+        idleTimeoutMs: network.idleTimeoutMs,
+        logger: log,
+      };
+    }
+    const filters = await buildFilterEntries(listener.streamFilters, {
+      listener: listener.name,
+      configFile: config.file,
+      plugins: this.options.plugins,
+      resolveModule: this.options.resolveModule,
+    });
+    generation.factories.push(...filters.map((f) => f.factory));
+    const lines = listener.accessLogs.map((access) => {
+      const format = compileAccessLogFormat(access.format);
+      let writer = writers.get(access.path);
+      if (writer === undefined) {
+        writer = new AccessLogWriter(access.path);
+        writers.set(access.path, writer);
+      }
+      return { format, writer };
+    });
+    return {
+      name: listener.name,
+      scheme: listener.tls?.status ? "https" : "http",
+      router: new Router(config.routers.get(network.routerConfigName)!),
+      clusters: generation.clusters,
+      filters,
+      maxHeaderBytes: listener.maxHeaderBytes,
+      accessLog: lines.length === 0 ? undefined : (record) => {
+        for (const { format, writer } of lines) writer.write(format(record));
+      },
+      logger: log,
+    };
+  }
+
+  /** Points every listener at the new generation; opens new ones, closes dropped ones. */
+  #activate(next: Generation): void {
+    for (const [name, running] of this.#listeners) {
+      const config = next.config.listeners.find((l) => l.name === name);
+      if (config === undefined || !sameSocket(config, running.config)) {
+        this.#listeners.delete(name);
+        running.listener.shutdown(next.config.drainTimeoutMs).catch(() => {});
+      }
+    }
+    for (const config of next.config.listeners) {
+      const context = next.contexts.get(config.name)!;
+      const running = this.#listeners.get(config.name);
+      if (running !== undefined) {
+        running.listener.context = context as ListenerContext & TcpProxyContext;
+        running.config = config;
+        continue;
+      }
+      const listener = config.network.type === "tcp_proxy"
+        ? new TcpProxyListener(config, context as TcpProxyContext)
+        : new HttpListener(config, context as ListenerContext);
+      this.#listeners.set(config.name, { config, listener });
+      this.#log.info("Listener {name} on {address}", {
+        name: config.name,
+        address: `${listener.addr.hostname}:${listener.addr.port}`,
+      });
+    }
+    this.#current = next;
+  }
+
+  /** Disposes an old generation once its in-flight requests have had time to end. */
+  #retire(old: Generation, drainTimeoutMs: number): void {
+    const timer = setTimeout(() => this.#dispose(old), drainTimeoutMs);
+    Deno.unrefTimer(timer);
+  }
+
+  async #dispose(generation: Generation): Promise<void> {
+    generation.clusters.close();
+    for (const writer of generation.writers) writer.close();
+    for (const factory of generation.factories) {
+      try {
+        await factory.destroy?.();
+      } catch (error) {
+        this.#log.warn("A filter factory failed to stop: {error}", { error });
+      }
+    }
+  }
+}
+
+function sameSocket(a: ListenerConfig, b: ListenerConfig): boolean {
+  return a.hostname === b.hostname && a.port === b.port && a.network.type === b.network.type &&
+    (a.tls?.status ?? false) === (b.tls?.status ?? false);
+}
