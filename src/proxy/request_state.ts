@@ -32,7 +32,14 @@ export class RequestState implements RequestStream, ChainStream {
   /** The path with query; filters may change it. */
   path: string;
   /** The matched route. */
-  route: (RouteInfo & { perFilterConfig(name: string): unknown }) | undefined;
+  route: RouteInfo | undefined;
+  /**
+   * Matches the route early, for a before_route filter that reads its effective config
+   * (as Envoy's filters see the route before the router runs). Undefined when no route
+   * of the listener overrides filter configs, so most requests never call it.
+   */
+  earlyRoute: (() => RouteInfo | undefined) | undefined;
+  #early: RouteInfo | null | undefined;
   /** The chosen host. */
   host: HostInfo | undefined;
   /** A local response, once one was set. */
@@ -67,8 +74,13 @@ export class RequestState implements RequestStream, ChainStream {
   /** The running filter's effective config: route override, else its own. */
   get config(): unknown {
     const entry = this.current!;
-    if (this.route !== undefined) {
-      const override = this.route.perFilterConfig(entry.name);
+    let route = this.route;
+    if (route === undefined && this.earlyRoute !== undefined) {
+      if (this.#early === undefined) this.#early = this.earlyRoute() ?? null;
+      route = this.#early ?? undefined;
+    }
+    if (route !== undefined) {
+      const override = route.perFilterConfig(entry.name);
       if (override !== undefined) return override;
     }
     return entry.config;

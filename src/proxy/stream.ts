@@ -41,6 +41,8 @@ export interface ListenerContext {
   readonly clusters: ClusterManager;
   /** The listener's stream filters in config order. */
   readonly filters: readonly FilterEntry[];
+  /** True when some route or virtual host has `per_filter_config`. */
+  readonly routesOverrideFilters: boolean;
   /** Largest accepted request header block (431 above). */
   readonly maxHeaderBytes: number;
   /** Called once per stream when it ends; undefined when the listener logs no access. */
@@ -78,6 +80,9 @@ export async function handleStream(
     downstream.remoteAddr,
     request.signal,
   );
+  if (ctx.routesOverrideFilters) {
+    req.earlyRoute = () => ctx.router.match(authority, req.path, headers);
+  }
   const log = new StreamLog(ctx, req, downstream, startTime);
   let filters: StreamFilters | undefined;
   let route: Route | undefined;

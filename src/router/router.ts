@@ -50,6 +50,8 @@ type RouteTable = readonly RouteEntry[];
 export class Router {
   /** The router config's name. */
   readonly name: string;
+  /** True when a virtual host or route has `per_filter_config`. */
+  readonly overridesFilterConfig: boolean;
 
   #exact = new Map<string, RouteTable>();
   /** Wildcard suffixes (`.example.com` for `*.example.com`) to their host's routes. */
@@ -68,6 +70,10 @@ export class Router {
    */
   constructor(config: RouterConfig) {
     this.name = config.name;
+    this.overridesFilterConfig = config.virtualHosts.some((vh) =>
+      Object.keys(vh.perFilterConfig).length > 0 ||
+      vh.routes.some((r) => Object.keys(r.perFilterConfig).length > 0)
+    );
     const owners = new Map<string, string>();
     const lengths = new Set<number>();
     config.virtualHosts.forEach((virtualHost, hostIndex) => {
