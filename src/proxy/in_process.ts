@@ -44,6 +44,11 @@ export interface InProcessOptions {
   routes?: Partial<RouteConfig>[];
   /** The upstream of cluster `upstream`. */
   upstream: UpstreamHandler;
+  /**
+   * How many hosts cluster `upstream` has (`upstream-0.local:80`, …), all served by
+   * `upstream`; the request URL's host tells which was chosen. Default 1.
+   */
+  upstreamHosts?: number;
   /** Reaches plugins; default: none. */
   plugins?: PluginCaller;
   /** Loads `type: module` filters. */
@@ -121,7 +126,12 @@ export async function createInProcessProxy(options: InProcessOptions): Promise<I
       name: "upstream",
       type: "SIMPLE",
       lbType: "LB_ROUNDROBIN",
-      hosts: [{ address: "upstream.local:80", hostname: "upstream.local", port: 80, weight: 1 }],
+      hosts: Array.from({ length: options.upstreamHosts ?? 1 }, (_, i) => ({
+        address: `upstream-${i}.local:80`,
+        hostname: `upstream-${i}.local`,
+        port: 80,
+        weight: 1,
+      })),
       maxRequestPerConn: 0,
       connectTimeoutMs: 3000,
       idleTimeoutMs: 90000,
