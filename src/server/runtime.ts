@@ -154,10 +154,12 @@ export class Runtime {
       }
       return { format, writer };
     });
+    const router = new Router(config.routers.get(network.routerConfigName)!);
     return {
       name: listener.name,
       scheme: listener.tls?.status ? "https" : "http",
-      router: new Router(config.routers.get(network.routerConfigName)!),
+      router,
+      routesOverrideFilters: router.overridesFilterConfig,
       clusters: generation.clusters,
       filters,
       maxHeaderBytes: listener.maxHeaderBytes,
