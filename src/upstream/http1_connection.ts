@@ -1,0 +1,161 @@
+/**
+ * One HTTP/1.1 connection to an upstream: the socket with a reusable read buffer and a
+ * reusable write buffer. Only `read`, `write` and `close` of `Deno.Conn` are used, so a
+ * `Deno.TlsConn` works the same.
+ *
+ * @module
+ */
+
+const INITIAL_READ_BUFFER = 16 * 1024;
+/** The read buffer grows up to this for long heads and trailer blocks, never beyond. */
+const MAX_READ_BUFFER = 128 * 1024;
+const INITIAL_WRITE_BUFFER = 4 * 1024;
+/** Bodies and chunks up to this size are copied behind their head and sent in one write. */
+const MAX_COALESCED = 64 * 1024;
+
+const encoder = new TextEncoder();
+
+/** What a connection's current exchange tells its pool when it ends. */
+export interface ConnectionOwner {
+  /** `host:port` of the upstream, for error messages. */
+  readonly label: string;
+  /** The exchange ended cleanly and the connection may carry another request. */
+  release(conn: Http1Connection): void;
+  /** The connection must not be reused: close it and free its slot. */
+  discard(conn: Http1Connection): void;
+}
+
+/** A socket to an upstream with its buffers and counters. */
+export class Http1Connection {
+  /** The socket. */
+  readonly conn: Deno.Conn;
+  /** Read buffer; bytes `[start, end)` are received and not yet consumed. */
+  buf: Uint8Array = new Uint8Array(INITIAL_READ_BUFFER);
+  /** First unconsumed byte in {@linkcode buf}. */
+  start = 0;
+  /** One past the last received byte in {@linkcode buf}. */
+  end = 0;
+  /** Requests written on this connection, the current one included. */
+  requests = 0;
+  /** When the connection last became idle (`Date.now()`). */
+  idleSince = 0;
+  #wbuf: Uint8Array = new Uint8Array(INITIAL_WRITE_BUFFER);
+  #closed = false;
+
+  /** Wraps a connected socket. */
+  constructor(conn: Deno.Conn) {
+    this.conn = conn;
+  }
+
+  /** Whether {@linkcode close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Reads more bytes into the read buffer, compacting or growing it first if needed.
+   *
+   * @returns how many bytes arrived; 0 at end of stream
+   */
+  async fill(): Promise<number> {
+    if (this.start === this.end) {
+      this.start = this.end = 0;
+    } else if (this.start > 0 && this.buf.length - this.end < 4096) {
+      this.buf.copyWithin(0, this.start, this.end);
+      this.end -= this.start;
+      this.start = 0;
+    }
+    if (this.end === this.buf.length) {
+      if (this.buf.length >= MAX_READ_BUFFER) {
+        throw new RangeError(`Read buffer is full at ${MAX_READ_BUFFER} bytes`);
+      }
+      const bigger = new Uint8Array(this.buf.length * 2);
+      bigger.set(this.buf.subarray(this.start, this.end));
+      this.end -= this.start;
+      this.start = 0;
+      this.buf = bigger;
+    }
+    const n = await this.conn.read(this.buf.subarray(this.end));
+    if (n === null) return 0;
+    this.end += n;
+    return n;
+  }
+
+  /**
+   * Writes a request head and, when given, a body in as few writes as possible.
+   *
+   * @param head the head text
+   * @param body bytes to send right after the head, or null
+   */
+  writeHead(head: string, body: Uint8Array | null): Promise<void> {
+    const bodyLength = body === null ? 0 : body.length;
+    // A UTF-16 code unit encodes to at most 3 bytes.
+    const worst = head.length * 3 + (bodyLength <= MAX_COALESCED ? bodyLength : 0);
+    if (this.#wbuf.length < worst) {
+      this.#wbuf = new Uint8Array(Math.max(worst, this.#wbuf.length * 2));
+    }
+    const wbuf = this.#wbuf;
+    const written = encoder.encodeInto(head, wbuf).written;
+    if (body === null || bodyLength === 0) return this.write(wbuf.subarray(0, written));
+    if (bodyLength <= MAX_COALESCED) {
+      wbuf.set(body, written);
+      return this.write(wbuf.subarray(0, written + bodyLength));
+    }
+    return this.#writeTwo(wbuf.subarray(0, written), body);
+  }
+
+  /**
+   * Writes one chunk of a chunked body. The CRLF that ends the previous chunk's data
+   * is sent in front of this chunk's size, which saves a write per chunk.
+   *
+   * @param data the chunk's bytes, not empty
+   * @param first whether no chunk was written before
+   */
+  writeChunk(data: Uint8Array, first: boolean): Promise<void> {
+    const prefix = (first ? "" : "\r\n") + data.length.toString(16) + "\r\n";
+    const copy = data.length <= MAX_COALESCED;
+    const size = prefix.length + (copy ? data.length : 0);
+    if (this.#wbuf.length < size) {
+      this.#wbuf = new Uint8Array(Math.max(size, this.#wbuf.length * 2));
+    }
+    const wbuf = this.#wbuf;
+    const written = encoder.encodeInto(prefix, wbuf).written;
+    if (!copy) return this.#writeTwo(wbuf.subarray(0, written), data);
+    wbuf.set(data, written);
+    return this.write(wbuf.subarray(0, written + data.length));
+  }
+
+  /**
+   * Ends a chunked body with the last chunk and no trailers.
+   *
+   * @param first whether no chunk was written before
+   */
+  writeLastChunk(first: boolean): Promise<void> {
+    return this.write(first ? LAST_CHUNK.subarray(2) : LAST_CHUNK);
+  }
+
+  /** Writes all of `bytes`. */
+  async write(bytes: Uint8Array): Promise<void> {
+    let offset = await this.conn.write(bytes);
+    while (offset < bytes.length) offset += await this.conn.write(bytes.subarray(offset));
+  }
+
+  async #writeTwo(first: Uint8Array, second: Uint8Array): Promise<void> {
+    await this.write(first);
+    await this.write(second);
+  }
+
+  /** Closes the socket; pending reads and writes fail. Safe to call twice. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.conn.close();
+    } catch {
+      // already closed by the runtime
+    }
+  }
+}
+
+/** CRLF ending the last data chunk, the zero-size chunk and the empty trailer block. */
+const LAST_CHUNK = encoder.encode("\r\n0\r\n\r\n");

@@ -1,0 +1,670 @@
+/**
+ * One request and its response on an HTTP/1.1 connection: writes the request, reads
+ * the response head (skipping 1xx), then streams the body by its framing and hands the
+ * connection back to its pool when the body ends.
+ *
+ * One object per request plays every part: it is the body stream's source, the abort
+ * signal's listener and the trailers' holder, so a request costs no closures.
+ *
+ * @module
+ */
+
+import { type UpstreamRequest, UpstreamResetError, type UpstreamResponse } from "./types.ts";
+import type { ConnectionOwner, Http1Connection } from "./http1_connection.ts";
+import {
+  addTrailerLine,
+  decodeLatin1,
+  findHeadEnd,
+  indexOfLf,
+  MalformedResponseError,
+  parseChunkSize,
+  parseResponseHead,
+  type ResponseHead,
+} from "./http1_parser.ts";
+import { bodyFraming, CHUNKED, encodeRequestHead } from "./http1_writer.ts";
+
+/** Longest response head or trailer block accepted. */
+const MAX_HEAD = 64 * 1024;
+/** Longest chunk-size line (with extensions) accepted. */
+const MAX_CHUNK_LINE = 4 * 1024;
+/** Largest single read straight into a body chunk. */
+const MAX_DIRECT_READ = 64 * 1024;
+
+const LF = 10;
+const CR = 13;
+
+// phases of an exchange
+const HEAD = 0;
+const BODY = 1;
+const DONE = 2;
+
+// response body framings
+const NONE = 0;
+const LENGTH = 1;
+const CHUNKS = 2;
+const UNTIL_CLOSE = 3;
+
+// where a chunked body's parser stands
+const CHUNK_SIZE = 0;
+const CHUNK_DATA = 1;
+const CHUNK_DATA_END = 2;
+const CHUNK_TRAILERS = 3;
+
+/** A response from {@linkcode Http1Exchange}. */
+export class Http1Response implements UpstreamResponse {
+  /** Status code. */
+  readonly status: number;
+  /** Reason phrase. */
+  readonly statusText: string;
+  /** Response headers, hop-by-hop ones included. */
+  readonly headers: Headers;
+  /**
+   * The whole body when it had already arrived with the head (a Content-Length body);
+   * its connection is then already back in the pool. A caller that checks this first
+   * can answer with the bytes and skip the stream, which is much cheaper in Deno.
+   * Null when the body streams or there is none.
+   */
+  readonly bufferedBody: Uint8Array | null;
+  #exchange: Http1Exchange;
+  #body: ReadableStream<Uint8Array> | null | undefined;
+
+  /** Made by the exchange. */
+  constructor(
+    head: ResponseHead,
+    exchange: Http1Exchange,
+    bufferedBody: Uint8Array | null,
+    body: ReadableStream<Uint8Array> | null | undefined,
+  ) {
+    this.status = head.status;
+    this.statusText = head.statusText;
+    this.headers = head.headers;
+    this.bufferedBody = bufferedBody;
+    this.#exchange = exchange;
+    this.#body = body;
+  }
+
+  /** The body stream; made on first access when the body is {@linkcode bufferedBody}. */
+  get body(): ReadableStream<Uint8Array> | null {
+    if (this.#body === undefined) {
+      this.#body = new ReadableStream(new BytesSource(this.bufferedBody!));
+    }
+    return this.#body;
+  }
+
+  /** Replaces the body, for callers that transform it. */
+  set body(body: ReadableStream<Uint8Array> | null) {
+    this.#body = body;
+  }
+
+  /** Trailers of a chunked body; empty for other bodies and when the body fails. */
+  get trailers(): Promise<Headers> {
+    return this.#exchange.trailers();
+  }
+}
+
+/** A stream source that yields one buffer. */
+class BytesSource implements UnderlyingDefaultSource<Uint8Array> {
+  #bytes: Uint8Array;
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes;
+  }
+  start(controller: ReadableStreamDefaultController<Uint8Array>): void {
+    controller.enqueue(this.#bytes);
+    controller.close();
+  }
+}
+
+/** One request/response on one connection. */
+export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array> {
+  /**
+   * Set when the request failed because a reused connection turned out to be closed
+   * by the upstream before any response byte, and the request can be sent again. The
+   * socket is then closed but its pool slot is left to the caller for the retry.
+   */
+  stale = false;
+  #owner: ConnectionOwner;
+  #conn: Http1Connection;
+  #request: UpstreamRequest;
+  #phase = HEAD;
+  #framing = NONE;
+  #remaining = 0;
+  #chunkState = CHUNK_SIZE;
+  #keepAlive = true;
+  /** Response bytes arrived; a failure is then no longer a stale connection. */
+  #received = false;
+  /** A streamed request body is still being sent. */
+  #sending = false;
+  /** Why the request body could not be sent in full, when it was its own fault. */
+  #requestBodyError: unknown = undefined;
+  #controller: ReadableStreamDefaultController<Uint8Array> | null = null;
+  #spare: Uint8Array | null = null;
+  #trailerFields: Headers | null = null;
+  #trailersPromise: Promise<Headers> | null = null;
+  #resolveTrailers: ((trailers: Headers) => void) | null = null;
+
+  /** Prepares an exchange; {@linkcode run} starts it. */
+  constructor(owner: ConnectionOwner, conn: Http1Connection, request: UpstreamRequest) {
+    this.#owner = owner;
+    this.#conn = conn;
+    this.#request = request;
+  }
+
+  /**
+   * Sends the request and reads the response head.
+   *
+   * @returns the response, its body streaming
+   * @throws {UpstreamResetError} when the upstream closed or sent garbage before a full head
+   */
+  async run(): Promise<UpstreamResponse> {
+    const conn = this.#conn;
+    const request = this.#request;
+    const signal = request.signal;
+    conn.requests++;
+    if (signal !== undefined) signal.addEventListener("abort", this);
+    let head: ResponseHead;
+    try {
+      const body = request.body;
+      const framing = bodyFraming(request.method, body, request.headers);
+      const text = encodeRequestHead(
+        request.method,
+        request.path,
+        request.headers,
+        this.#owner.label,
+        framing,
+      );
+      try {
+        await conn.writeHead(text, body instanceof Uint8Array ? body : null);
+        if (body !== null && !(body instanceof Uint8Array)) {
+          this.#sending = true;
+          this.#sendBody(body, framing);
+        }
+      } catch {
+        // The upstream may have answered and closed before reading everything; the
+        // head read below decides what this write failure means.
+      }
+      head = await this.#readHead();
+    } catch (err) {
+      throw this.#failBeforeHead(err);
+    }
+    return this.#startBody(head);
+  }
+
+  /** The trailers promise, made on first use. */
+  trailers(): Promise<Headers> {
+    if (this.#trailersPromise === null) {
+      if (this.#phase === DONE) {
+        this.#trailersPromise = Promise.resolve(this.#trailerFields ?? new Headers());
+      } else {
+        const { promise, resolve } = Promise.withResolvers<Headers>();
+        this.#trailersPromise = promise;
+        this.#resolveTrailers = resolve;
+      }
+    }
+    return this.#trailersPromise;
+  }
+
+  async #readHead(): Promise<ResponseHead> {
+    const conn = this.#conn;
+    while (true) {
+      let headEnd = findHeadEnd(conn.buf, conn.start, conn.end);
+      while (headEnd === -1) {
+        if (conn.end - conn.start >= MAX_HEAD) {
+          throw new UpstreamResetError(
+            `Upstream ${this.#owner.label} sent a response head longer than ${MAX_HEAD} bytes`,
+          );
+        }
+        if (await conn.fill() === 0) {
+          throw new UpstreamResetError(
+            `Upstream ${this.#owner.label} closed the connection before a full response head`,
+          );
+        }
+        this.#received = true;
+        headEnd = findHeadEnd(conn.buf, conn.start, conn.end);
+      }
+      let head: ResponseHead;
+      try {
+        head = parseResponseHead(decodeLatin1(conn.buf, conn.start, headEnd));
+      } catch (err) {
+        if (!(err instanceof MalformedResponseError)) throw err;
+        throw new UpstreamResetError(
+          `Upstream ${this.#owner.label} sent a malformed response head: ${err.message}`,
+        );
+      }
+      conn.start = headEnd;
+      // 100 Continue, 103 Early Hints and other interim responses precede the real one.
+      if (head.status >= 200 || head.status === 101) return head;
+    }
+  }
+
+  /** Cleans up after a failure before the response head, and says what to throw. */
+  #failBeforeHead(err: unknown): unknown {
+    this.#phase = DONE;
+    this.#stopListening();
+    const signal = this.#request.signal;
+    if (signal !== undefined && signal.aborted) {
+      this.#owner.discard(this.#conn);
+      return signal.reason;
+    }
+    if (this.#requestBodyError !== undefined) {
+      this.#owner.discard(this.#conn);
+      return this.#requestBodyError;
+    }
+    const body = this.#request.body;
+    // A malformed or oversized head counts as received bytes, so it is never retried.
+    if (
+      !this.#received && this.#conn.requests > 1 && (body === null || body instanceof Uint8Array)
+    ) {
+      // a keep-alive race: the upstream closed the idle connection as we reused it
+      this.stale = true;
+      this.#conn.close();
+      return err;
+    }
+    this.#owner.discard(this.#conn);
+    if (err instanceof UpstreamResetError) return err;
+    return new UpstreamResetError(
+      `Upstream ${this.#owner.label} reset the connection before a full response head`,
+      { cause: err },
+    );
+  }
+
+  #startBody(head: ResponseHead): UpstreamResponse {
+    const conn = this.#conn;
+    const status = head.status;
+    this.#keepAlive = head.version >= 1 ? !head.connectionClose : head.connectionKeepAlive;
+    if (this.#request.method === "HEAD" || status === 204 || status === 304 || status < 200) {
+      // 101 switches protocols; this client does not follow, so the connection is spent
+      if (status < 200) this.#keepAlive = false;
+      this.#finish();
+      return new Http1Response(head, this, null, null);
+    }
+    if (head.transferEncoding !== null) {
+      this.#framing = head.chunked ? CHUNKS : UNTIL_CLOSE;
+      // RFC 9112 section 6.3: both headers is a smuggling smell; do not reuse
+      if (head.contentLength !== -1) this.#keepAlive = false;
+    } else if (head.contentLength >= 0) {
+      const length = head.contentLength;
+      if (length === 0) {
+        this.#finish();
+        return new Http1Response(head, this, null, null);
+      }
+      if (conn.end - conn.start >= length) {
+        const bytes = conn.buf.slice(conn.start, conn.start + length);
+        conn.start += length;
+        this.#finish();
+        return new Http1Response(head, this, bytes, undefined);
+      }
+      this.#framing = LENGTH;
+      this.#remaining = length;
+    } else {
+      this.#framing = UNTIL_CLOSE;
+    }
+    if (this.#framing === UNTIL_CLOSE) this.#keepAlive = false;
+    this.#phase = BODY;
+    return new Http1Response(head, this, null, new ReadableStream<Uint8Array>(this));
+  }
+
+  /** Stream source: keeps the controller. */
+  start(controller: ReadableStreamDefaultController<Uint8Array>): void {
+    this.#controller = controller;
+  }
+
+  /** Stream source: delivers buffered bytes at once, else reads. */
+  pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> | undefined {
+    if (this.#phase !== BODY) return;
+    try {
+      if (this.#drain(controller)) return;
+    } catch (err) {
+      this.#fail(err);
+      return;
+    }
+    return this.#pullAsync(controller);
+  }
+
+  /** Stream source: the consumer gave up on the body; the connection cannot be reused. */
+  cancel(): void {
+    if (this.#phase === DONE) return;
+    this.#phase = DONE;
+    this.#end(false);
+  }
+
+  /** Abort listener: closes the connection, which ends whatever is pending. */
+  handleEvent(): void {
+    if (this.#phase === HEAD) {
+      // the pending write or read fails; run() then reports the signal's reason
+      this.#conn.close();
+    } else if (this.#phase === BODY) {
+      this.#fail(this.#request.signal!.reason);
+    }
+  }
+
+  /**
+   * Moves buffered body bytes into the stream.
+   *
+   * @returns whether a chunk was enqueued or the body ended
+   */
+  #drain(controller: ReadableStreamDefaultController<Uint8Array>): boolean {
+    const conn = this.#conn;
+    const available = conn.end - conn.start;
+    switch (this.#framing) {
+      case LENGTH: {
+        if (available === 0) return false;
+        const take = available < this.#remaining ? available : this.#remaining;
+        controller.enqueue(conn.buf.slice(conn.start, conn.start + take));
+        conn.start += take;
+        this.#remaining -= take;
+        if (this.#remaining === 0) this.#complete(controller);
+        return true;
+      }
+      case UNTIL_CLOSE:
+        if (available === 0) return false;
+        controller.enqueue(conn.buf.slice(conn.start, conn.end));
+        conn.start = conn.end;
+        return true;
+      default:
+        return this.#drainChunks(controller);
+    }
+  }
+
+  /**
+   * Parses buffered chunked framing. The data of all complete and partial chunks in
+   * the buffer is moved together in place and enqueued as one piece.
+   */
+  #drainChunks(controller: ReadableStreamDefaultController<Uint8Array>): boolean {
+    const conn = this.#conn;
+    const buf = conn.buf;
+    const end = conn.end;
+    const outStart = conn.start;
+    let pos = outStart;
+    let out = outStart;
+    let finished = false;
+    scan: while (true) {
+      switch (this.#chunkState) {
+        case CHUNK_SIZE: {
+          const lf = indexOfLf(buf, pos, end);
+          if (lf === -1) {
+            if (end - pos > MAX_CHUNK_LINE) throw this.#malformed("a chunk-size line is too long");
+            break scan;
+          }
+          const size = parseChunkSize(buf, pos, lf);
+          if (size < 0) throw this.#malformed("a chunk-size line is not valid");
+          pos = lf + 1;
+          if (size === 0) {
+            this.#chunkState = CHUNK_TRAILERS;
+          } else {
+            this.#remaining = size;
+            this.#chunkState = CHUNK_DATA;
+          }
+          break;
+        }
+        case CHUNK_DATA: {
+          const available = end - pos;
+          if (available === 0) break scan;
+          const take = available < this.#remaining ? available : this.#remaining;
+          if (out !== pos) buf.copyWithin(out, pos, pos + take);
+          out += take;
+          pos += take;
+          this.#remaining -= take;
+          if (this.#remaining === 0) this.#chunkState = CHUNK_DATA_END;
+          break;
+        }
+        case CHUNK_DATA_END: {
+          if (pos >= end) break scan;
+          if (buf[pos] === LF) {
+            pos += 1;
+          } else if (buf[pos] === CR) {
+            if (pos + 1 >= end) break scan;
+            if (buf[pos + 1] !== LF) throw this.#malformed("chunk data is not followed by CRLF");
+            pos += 2;
+          } else {
+            throw this.#malformed("chunk data is longer than its chunk size");
+          }
+          this.#chunkState = CHUNK_SIZE;
+          break;
+        }
+        default: {
+          const lf = indexOfLf(buf, pos, end);
+          if (lf === -1) {
+            if (end - pos > MAX_HEAD) throw this.#malformed("the trailer block is too long");
+            break scan;
+          }
+          const lineEnd = lf > pos && buf[lf - 1] === CR ? lf - 1 : lf;
+          if (lineEnd === pos) {
+            pos = lf + 1;
+            finished = true;
+            break scan;
+          }
+          try {
+            addTrailerLine(this.#trailerFields ??= new Headers(), decodeLatin1(buf, pos, lineEnd));
+          } catch (err) {
+            throw this.#malformed((err as Error).message);
+          }
+          pos = lf + 1;
+        }
+      }
+    }
+    conn.start = pos;
+    const enqueued = out > outStart;
+    if (enqueued) controller.enqueue(buf.slice(outStart, out));
+    if (finished) {
+      this.#complete(controller);
+      return true;
+    }
+    return enqueued;
+  }
+
+  async #pullAsync(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
+    const conn = this.#conn;
+    try {
+      while (true) {
+        if (conn.start === conn.end && this.#canReadDirect()) {
+          if (this.#readDirect(controller, await this.#readInto())) return;
+          continue;
+        }
+        if (await conn.fill() === 0) {
+          if (this.#framing === UNTIL_CLOSE) {
+            this.#complete(controller);
+            return;
+          }
+          throw new UpstreamResetError(
+            `Upstream ${this.#owner.label} closed the connection in the middle of a response body`,
+          );
+        }
+        if (this.#phase !== BODY) return;
+        if (this.#drain(controller)) return;
+      }
+    } catch (err) {
+      if (this.#phase !== BODY) return;
+      const signal = this.#request.signal;
+      this.#fail(
+        signal !== undefined && signal.aborted
+          ? signal.reason
+          : err instanceof UpstreamResetError
+          ? err
+          : new UpstreamResetError(
+            `Upstream ${this.#owner.label} failed in the middle of a response body`,
+            { cause: err },
+          ),
+      );
+    }
+  }
+
+  /** Body bytes may be read straight into a fresh chunk, past the read buffer. */
+  #canReadDirect(): boolean {
+    return this.#framing !== CHUNKS || this.#chunkState === CHUNK_DATA;
+  }
+
+  /**
+   * Reads body bytes into a buffer of their own, never past the body's (or chunk's)
+   * end, so nothing after it is consumed.
+   *
+   * @returns the bytes, or null at end of stream
+   */
+  async #readInto(): Promise<Uint8Array | null> {
+    let size = MAX_DIRECT_READ;
+    if (this.#framing !== UNTIL_CLOSE && this.#remaining < size) size = this.#remaining;
+    let spare = this.#spare;
+    if (spare === null || spare.length < size) spare = new Uint8Array(size);
+    const n = await this.#conn.conn.read(size === spare.length ? spare : spare.subarray(0, size));
+    if (n === null) {
+      this.#spare = spare;
+      return null;
+    }
+    // Hand the buffer over when the read filled most of it; copy out small reads so
+    // that a trickling upstream does not pin a large buffer per chunk.
+    if (n * 2 >= spare.length) {
+      this.#spare = null;
+      return n === spare.length ? spare : spare.subarray(0, n);
+    }
+    this.#spare = spare;
+    return spare.slice(0, n);
+  }
+
+  /**
+   * Accounts for a direct read.
+   *
+   * @returns whether the pull is satisfied
+   */
+  #readDirect(
+    controller: ReadableStreamDefaultController<Uint8Array>,
+    chunk: Uint8Array | null,
+  ): boolean {
+    if (this.#phase !== BODY) return true;
+    if (chunk === null) {
+      if (this.#framing === UNTIL_CLOSE) {
+        this.#complete(controller);
+        return true;
+      }
+      throw new UpstreamResetError(
+        `Upstream ${this.#owner.label} closed the connection in the middle of a response body`,
+      );
+    }
+    controller.enqueue(chunk);
+    if (this.#framing === UNTIL_CLOSE) return true;
+    this.#remaining -= chunk.length;
+    if (this.#remaining === 0) {
+      if (this.#framing === LENGTH) this.#complete(controller);
+      else this.#chunkState = CHUNK_DATA_END;
+    }
+    return true;
+  }
+
+  #malformed(what: string): UpstreamResetError {
+    return new UpstreamResetError(
+      `Upstream ${this.#owner.label} sent a malformed chunked body: ${what}`,
+    );
+  }
+
+  /** The body ended by its framing. */
+  #complete(controller: ReadableStreamDefaultController<Uint8Array>): void {
+    this.#phase = DONE;
+    controller.close();
+    this.#finish();
+  }
+
+  /** The exchange ended cleanly: reuse the connection if everything allows it. */
+  #finish(): void {
+    this.#phase = DONE;
+    const conn = this.#conn;
+    // leftover bytes mean the upstream sent more than it framed: do not trust the rest
+    this.#end(this.#keepAlive && !this.#sending && conn.start === conn.end);
+  }
+
+  /** The body failed: error the stream and drop the connection. */
+  #fail(reason: unknown): void {
+    this.#phase = DONE;
+    this.#end(false);
+    try {
+      this.#controller?.error(reason);
+    } catch {
+      // the stream was already closed or errored
+    }
+  }
+
+  #end(reuse: boolean): void {
+    this.#stopListening();
+    if (reuse) this.#owner.release(this.#conn);
+    else this.#owner.discard(this.#conn);
+    const resolve = this.#resolveTrailers;
+    if (resolve !== null) {
+      this.#resolveTrailers = null;
+      resolve(this.#trailerFields ?? new Headers());
+    }
+  }
+
+  #stopListening(): void {
+    const signal = this.#request.signal;
+    if (signal !== undefined) signal.removeEventListener("abort", this);
+  }
+
+  /** Streams the request body upstream while the response is awaited. */
+  async #sendBody(body: ReadableStream<Uint8Array>, framing: number): Promise<void> {
+    const conn = this.#conn;
+    let reader: ReadableStreamDefaultReader<Uint8Array>;
+    try {
+      reader = body.getReader();
+    } catch (err) {
+      this.#requestBodyFailed(err);
+      return;
+    }
+    let sent = 0;
+    try {
+      while (true) {
+        let result: ReadableStreamReadResult<Uint8Array>;
+        try {
+          result = await reader.read();
+        } catch (err) {
+          this.#requestBodyFailed(err);
+          return;
+        }
+        if (result.done) break;
+        const chunk = result.value;
+        if (chunk.length === 0) continue;
+        if (this.#phase === DONE) {
+          // the response ended (or failed) first; the rest of the body has no reader
+          reader.cancel().catch(ignore);
+          return;
+        }
+        if (framing === CHUNKED) {
+          await conn.writeChunk(chunk, sent === 0);
+        } else {
+          if (sent + chunk.length > framing) {
+            this.#requestBodyFailed(
+              new RangeError(`Request body is longer than its Content-Length of ${framing}`),
+            );
+            reader.cancel().catch(ignore);
+            return;
+          }
+          await conn.write(chunk);
+          if (sent + chunk.length === framing) {
+            // Everything framed is sent: the connection may be reused even if the
+            // stream has not reported its end yet.
+            this.#sending = false;
+          }
+        }
+        sent += chunk.length;
+      }
+      if (framing === CHUNKED) {
+        await conn.writeLastChunk(sent === 0);
+      } else if (sent < framing) {
+        this.#requestBodyFailed(
+          new RangeError(`Request body ended after ${sent} of its ${framing} bytes`),
+        );
+        return;
+      }
+      this.#sending = false;
+    } catch {
+      // A write failed: the upstream stopped reading, maybe after answering early. The
+      // response is still read; #sending stays set, so the connection is not reused.
+      reader.cancel().catch(ignore);
+    }
+  }
+
+  /** The request body itself failed (a downstream abort, a wrong length). */
+  #requestBodyFailed(err: unknown): void {
+    this.#requestBodyError = err;
+    if (this.#phase === HEAD) this.#conn.close();
+    else if (this.#phase === BODY) this.#fail(err);
+  }
+}
+
+function ignore(): void {}
