@@ -1,0 +1,142 @@
+/**
+ * Turns the parsed config into the {@linkcode MosaicConfig} the rest of Mosaic reads:
+ * camelCase, milliseconds, split addresses, defaults filled in, paths resolved against
+ * the config file; and checks what spans the file: names that must be unique and
+ * references that must resolve.
+ *
+ * @module
+ */
+
+import { dirname } from "node:path";
+import type { LoadOptions } from "./load.ts";
+import { normalizeListeners } from "./normalize_listeners.ts";
+import { normalizeRouters } from "./normalize_routes.ts";
+import {
+  firstDefined,
+  type NormalizeContext,
+  normalizeTls,
+  resolveFromConfig,
+  resolveOutput,
+} from "./normalize_shared.ts";
+import type { FieldPath, SourceDocument } from "./positions.ts";
+import type { RawCluster, RawConfig } from "./schema.ts";
+import type { ClusterConfig, MosaicConfig, PluginConfig } from "./types.ts";
+import { bindsClash } from "./normalize_listeners.ts";
+import { formatHostPort } from "./values.ts";
+
+/**
+ * Normalizes a parsed config.
+ *
+ * @param raw The config as the schema parsed it.
+ * @param source The parsed file, for positions and errors.
+ * @param file The config file's absolute path.
+ * @param options Load options (known filter types).
+ * @returns The normalized config, not yet frozen.
+ * @throws {ConfigError} On the first problem.
+ */
+export function normalizeConfig(
+  raw: RawConfig,
+  source: SourceDocument,
+  file: string,
+  options: LoadOptions,
+): MosaicConfig {
+  const ctx: NormalizeContext = { source, dir: dirname(file) };
+  const clusters = normalizeClusters(raw, ctx);
+  const plugins = normalizePlugins(raw, ctx);
+  const routers = normalizeRouters(raw, new Set(clusters.keys()), ctx);
+  const listeners = normalizeListeners(
+    raw,
+    { routers, clusters: new Set(clusters.keys()), plugins: new Set(plugins.keys()), options },
+    ctx,
+  );
+  const admin = raw.admin === undefined
+    ? undefined
+    : { hostname: raw.admin.address.hostname, port: raw.admin.address.port };
+  if (admin !== undefined) {
+    const clash = listeners.find((l) => bindsClash(l, admin));
+    if (clash !== undefined) {
+      throw source.error(
+        ["admin", "address"],
+        `admin address ${formatHostPort(admin.hostname, admin.port)} is already bound by ` +
+          `listener ${JSON.stringify(clash.name)} (line ${clash.position.line})`,
+      );
+    }
+  }
+  const first = raw.servers[0];
+  return {
+    file,
+    logLevel: first?.default_log_level ?? "info",
+    logPath: resolveOutput(ctx.dir, first?.default_log_path ?? "stderr"),
+    listeners,
+    routers,
+    clusters,
+    admin,
+    plugins,
+    drainTimeoutMs: raw.drain_timeout,
+    watch: raw.watch,
+  };
+}
+
+function normalizeClusters(raw: RawConfig, ctx: NormalizeContext): Map<string, ClusterConfig> {
+  const clusters = new Map<string, ClusterConfig>();
+  const seen = new Map<string, FieldPath>();
+  raw.cluster_manager.clusters.forEach((cluster, i) => {
+    const path = ["cluster_manager", "clusters", i];
+    const first = seen.get(cluster.name);
+    if (first !== undefined) {
+      throw ctx.source.error(
+        [...path, "name"],
+        `duplicate cluster name ${JSON.stringify(cluster.name)}; first defined at ${
+          firstDefined(ctx.source, first)
+        }`,
+      );
+    }
+    seen.set(cluster.name, path);
+    clusters.set(cluster.name, normalizeCluster(cluster, path, ctx));
+  });
+  return clusters;
+}
+
+function normalizeCluster(raw: RawCluster, path: FieldPath, ctx: NormalizeContext): ClusterConfig {
+  const breakers = raw.circuit_breakers;
+  const thresholds = Array.isArray(breakers) ? breakers[0] : breakers?.thresholds[0];
+  return {
+    name: raw.name,
+    type: raw.type,
+    lbType: raw.lb_type,
+    hosts: raw.hosts.map((host) => ({
+      address: formatHostPort(host.address.hostname, host.address.port),
+      hostname: host.address.hostname,
+      port: host.address.port,
+      weight: host.weight,
+    })),
+    maxRequestPerConn: raw.max_request_per_conn,
+    connectTimeoutMs: raw.connect_timeout,
+    idleTimeoutMs: raw.idle_timeout,
+    maxConnections: thresholds?.max_connections ?? 1024,
+    maxPendingRequests: thresholds?.max_pending_requests ?? 1024,
+    protocol: raw.protocol,
+    tls: normalizeTls(raw.tls_context, [...path, "tls_context"], ctx, "cluster"),
+    position: ctx.source.position(path),
+  };
+}
+
+function normalizePlugins(raw: RawConfig, ctx: NormalizeContext): Map<string, PluginConfig> {
+  const plugins = new Map<string, PluginConfig>();
+  for (const [name, plugin] of Object.entries(raw.plugins)) {
+    plugins.set(name, {
+      name,
+      command: plugin.command,
+      args: plugin.args,
+      env: plugin.env,
+      // Relative paths in `command` and `args` are meant relative to the config file, so
+      // the plugin runs in the config file's directory unless `cwd` says otherwise.
+      cwd: resolveFromConfig(ctx.dir, plugin.cwd ?? "."),
+      network: plugin.network,
+      startTimeoutMs: plugin.start_timeout,
+      maxProcs: plugin.max_procs,
+      position: ctx.source.position(["plugins", name]),
+    });
+  }
+  return plugins;
+}

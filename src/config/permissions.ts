@@ -1,0 +1,160 @@
+/**
+ * The narrowest `deno run` permission flags a config needs, for `main.ts check`.
+ *
+ * @module
+ */
+
+import { dirname, isAbsolute, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { MosaicConfig, TlsContextConfig } from "./types.ts";
+import { formatHostPort } from "./values.ts";
+
+/** Permission names in the order their flags are printed. */
+const ORDER = ["net", "read", "write", "import", "run", "env", "ffi", "sys"] as const;
+type Permission = typeof ORDER[number];
+
+/** Values per permission, in first-seen order; `true` means unrestricted. */
+class Grants {
+  #lists = new Map<Permission, Set<string> | true>();
+
+  add(permission: Permission, value: string): void {
+    const current = this.#lists.get(permission);
+    if (current === true) return;
+    if (current === undefined) this.#lists.set(permission, new Set([value]));
+    else current.add(value);
+  }
+
+  addAll(permission: Permission): void {
+    this.#lists.set(permission, true);
+  }
+
+  flags(): string[] {
+    const out: string[] = [];
+    for (const permission of ORDER) {
+      const values = this.#lists.get(permission);
+      if (values === true) out.push(`--allow-${permission}`);
+      else if (values !== undefined) out.push(`--allow-${permission}=${[...values].join(",")}`);
+    }
+    return out;
+  }
+}
+
+/** `host:port` for `--allow-net`; a bind to port 0 may get any port, so only the host. */
+function netEntry(hostname: string, port: number): string {
+  if (port !== 0) return formatHostPort(hostname, port);
+  return hostname.includes(":") ? `[${hostname}]` : hostname;
+}
+
+function addTlsFiles(grants: Grants, tls: TlsContextConfig | undefined): void {
+  // Only the `file` provider reads these fields as paths; PEM text needs no permission.
+  if (tls === undefined || tls.type !== "file") return;
+  for (const value of [tls.certChain, tls.privateKey, tls.caCert]) {
+    if (value !== undefined && !value.includes("-----BEGIN")) grants.add("read", value);
+  }
+}
+
+function addSandboxGrants(grants: Grants, permissions: Record<string, unknown>): void {
+  // A Worker cannot be given more than its process has, so whatever a sandbox grants the
+  // process must hold too.
+  for (const permission of ORDER) {
+    const value = permissions[permission];
+    if (value === true) grants.addAll(permission);
+    else if (Array.isArray(value)) {
+      for (const entry of value) grants.add(permission, String(entry));
+    }
+  }
+}
+
+function denoExecutable(): string {
+  try {
+    return Deno.execPath();
+  } catch {
+    // Without read permission the path is hidden; the name resolves through PATH.
+    return "deno";
+  }
+}
+
+/**
+ * Computes the narrowest permission flags to run Mosaic on `config`:
+ * `--allow-net` for listener binds, cluster hosts, the admin address and fetched
+ * modules; `--allow-read` for the config file, TLS files and local modules;
+ * `--allow-write` for log files; `--allow-import` for http(s) modules; `--allow-run`
+ * for plugins and process sandboxes; `--allow-env` only when a sandbox grants
+ * environment access. Flags come in a fixed order, their values in config order,
+ * without duplicates.
+ *
+ * @param config A loaded config.
+ * @returns The flags, e.g. `["--allow-net=127.0.0.1:2046,127.0.0.1:8080", "--allow-read=/etc/mosaic.yaml"]`.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from "./load.ts";
+ * import { narrowestPermissionFlags } from "./permissions.ts";
+ *
+ * const { config } = await loadConfig("examples/simple_streamfilter/config.yaml");
+ * console.log(["deno", "run", ...narrowestPermissionFlags(config), "main.ts"].join(" "));
+ * ```
+ */
+export function narrowestPermissionFlags(config: MosaicConfig): string[] {
+  const grants = new Grants();
+  for (const listener of config.listeners) {
+    grants.add("net", netEntry(listener.hostname, listener.port));
+  }
+  for (const cluster of config.clusters.values()) {
+    for (const host of cluster.hosts) grants.add("net", netEntry(host.hostname, host.port));
+  }
+  if (config.admin !== undefined) {
+    grants.add("net", netEntry(config.admin.hostname, config.admin.port));
+  }
+
+  // Read for the config file also covers `watch: true`, which watches it.
+  grants.add("read", config.file);
+  for (const listener of config.listeners) addTlsFiles(grants, listener.tls);
+  for (const cluster of config.clusters.values()) addTlsFiles(grants, cluster.tls);
+
+  for (const listener of config.listeners) {
+    for (const filter of listener.streamFilters) {
+      if (filter.module === undefined) continue;
+      const url = new URL(filter.module);
+      if (url.protocol === "file:") {
+        // Deno checks a dynamic import's whole module graph against --allow-read, so the
+        // module's siblings (its own relative imports) must be readable too.
+        grants.add("read", dirname(fileURLToPath(url)));
+      } else {
+        const port = url.port || (url.protocol === "https:" ? "443" : "80");
+        const host = `${url.hostname}:${port}`;
+        grants.add("import", host);
+        // An integrity pin is checked on bytes the loader fetches itself.
+        if (filter.integrity !== undefined) grants.add("net", host);
+      }
+      if (filter.sandbox !== undefined) {
+        addSandboxGrants(grants, filter.sandbox.permissions);
+        if (filter.sandbox.isolation === "process") grants.add("run", denoExecutable());
+      }
+    }
+  }
+
+  for (
+    const path of [
+      config.logPath,
+      ...config.listeners.flatMap((l) => l.accessLogs.map((a) => a.path)),
+    ]
+  ) {
+    if (path !== "stdout" && path !== "stderr") grants.add("write", path);
+  }
+
+  for (const plugin of config.plugins.values()) {
+    const program = plugin.command[0];
+    // A bare name is looked up in PATH; a path with a slash is relative to the plugin's cwd.
+    const resolved = program.includes("/") && !isAbsolute(program) && plugin.cwd !== undefined
+      ? resolve(plugin.cwd, program)
+      : program;
+    grants.add("run", resolved);
+  }
+
+  // No --allow-env otherwise: nothing in a config makes Mosaic read environment
+  // variables, and a plugin's environment (MOSN_PLUGIN, its `env:`) is handed over through
+  // Deno.Command's `env` option, which needs --allow-run only. Only a sandbox that grants
+  // `env` to its Worker needs it, and that was added with the sandbox's grants above.
+  return grants.flags();
+}

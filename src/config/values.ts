@@ -1,0 +1,127 @@
+/**
+ * Parsers for the small value types of the config: durations and `host:port`
+ * addresses, plus how messages describe a value that is wrong.
+ *
+ * @module
+ */
+
+const UNIT_MS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  "µs": 1e-3,
+  "μs": 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+const DURATION_PART = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
+
+/**
+ * Parses a duration the way MOSN's configs write them: a Go duration string
+ * (`"1s"`, `"500ms"`, `"1m30s"`, `"2h"`, `"0"`) or a number of milliseconds.
+ *
+ * @param value A string or a number from the config.
+ * @returns Milliseconds, or undefined when `value` is not a duration (negative ones are not).
+ *
+ * @example
+ * ```ts
+ * import { parseDuration } from "./values.ts";
+ *
+ * parseDuration("1m30s"); // 90000
+ * parseDuration(250); // 250
+ * parseDuration("10"); // undefined: Go needs a unit
+ * ```
+ */
+export function parseDuration(value: unknown): number | undefined {
+  if (typeof value === "number") {
+    return Number.isFinite(value) && value >= 0 ? value : undefined;
+  }
+  if (typeof value !== "string" || value === "") return undefined;
+  if (value === "0") return 0;
+  let total = 0;
+  DURATION_PART.lastIndex = 0;
+  while (DURATION_PART.lastIndex < value.length) {
+    const match = DURATION_PART.exec(value);
+    if (match === null) return undefined;
+    total += Number(match[1]) * UNIT_MS[match[2]];
+  }
+  return total;
+}
+
+/** A parsed `host:port`. */
+export interface HostPort {
+  /** The host without brackets: a name, an IPv4 or an IPv6 address. */
+  hostname: string;
+  /** The port, 0 to 65535. */
+  port: number;
+}
+
+const HOST_NAME = /^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?$/;
+const IPV6 = /^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/;
+
+/**
+ * Parses `host:port`, `[ipv6]:port` or `ipv4:port`.
+ *
+ * @param text The address from the config.
+ * @returns The parts, or undefined when `text` is not such an address.
+ *
+ * @example
+ * ```ts
+ * import { parseHostPort } from "./values.ts";
+ *
+ * parseHostPort("[::1]:80"); // { hostname: "::1", port: 80 }
+ * parseHostPort("2046x"); // undefined
+ * ```
+ */
+export function parseHostPort(text: string): HostPort | undefined {
+  let hostname: string;
+  let portText: string;
+  if (text.startsWith("[")) {
+    const close = text.indexOf("]");
+    if (close < 0 || text[close + 1] !== ":") return undefined;
+    hostname = text.slice(1, close);
+    portText = text.slice(close + 2);
+    if (!hostname.includes(":") || !IPV6.test(hostname)) return undefined;
+  } else {
+    const colon = text.lastIndexOf(":");
+    if (colon < 0) return undefined;
+    hostname = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+    // A bare IPv6 address with a port is ambiguous ("::1:80"): brackets are required.
+    if (!HOST_NAME.test(hostname)) return undefined;
+  }
+  if (!/^\d{1,5}$/.test(portText)) return undefined;
+  const port = Number(portText);
+  if (port > 65535) return undefined;
+  return { hostname, port };
+}
+
+/**
+ * Formats a host and port back into `host:port`, bracketing IPv6 addresses.
+ *
+ * @param hostname The host.
+ * @param port The port.
+ * @returns `host:port` or `[v6]:port`.
+ */
+export function formatHostPort(hostname: string, port: number): string {
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+}
+
+/**
+ * Describes a config value for a message's "got …" part.
+ *
+ * @param value Any value from the parsed file.
+ * @returns E.g. `"2046x"`, `12`, `a list`, `a mapping`, `nothing`.
+ */
+export function describeValue(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  if (typeof value === "string") {
+    const shown = value.length > 60 ? `${value.slice(0, 57)}...` : value;
+    return JSON.stringify(shown);
+  }
+  return String(value);
+}

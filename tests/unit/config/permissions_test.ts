@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { loadConfig, parseConfig } from "../../../src/config/load.ts";
+import { narrowestPermissionFlags } from "../../../src/config/permissions.ts";
+import { BASE, withReplaced } from "./_fixtures.ts";
+
+const EXAMPLE = fileURLToPath(
+  new URL("../../../examples/simple_streamfilter/config.yaml", import.meta.url),
+);
+
+Deno.test("the example needs only its three addresses and its own file", async () => {
+  const { config } = await loadConfig(EXAMPLE);
+  assert.deepEqual(narrowestPermissionFlags(config), [
+    "--allow-net=127.0.0.1:2046,127.0.0.1:8080,127.0.0.1:34901",
+    `--allow-read=${EXAMPLE}`,
+  ]);
+});
+
+Deno.test("TLS files, modules, log files and plugins each add the flag they need", () => {
+  const text = withReplaced(
+    "        stream_filters:\n          - type: demo\n            config: { User: admin }",
+    `            tls_context:
+              status: true
+              cert_chain: certs/cert.pem
+              private_key: "-----BEGIN PRIVATE KEY-----\\nabc\\n-----END PRIVATE KEY-----"
+        stream_filters:
+          - { type: module, module: ./filters/auth.ts }
+          - { type: module, name: b, module: ./filters/other.ts }
+          - type: module
+            name: remote
+            module: https://filters.example.com/auth.ts
+            integrity: sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=
+          - { type: module, name: plain, module: "http://127.0.0.1:4507/f.ts" }
+          - type: module
+            name: boxed
+            module: /opt/f/boxed.ts
+            sandbox: { isolation: worker, permissions: { net: [api.example.com:443], env: [HOME] } }
+          - { type: plugin, config: { plugin: checker } }
+        access_logs: [{ log_path: logs/access.log }, { log_path: stdout }]`,
+  ).replace(
+    "default_log_level: INFO",
+    "default_log_level: INFO\n    default_log_path: logs/error.log",
+  ) +
+    `plugins:
+  checker: { command: [python3, ./checker.py] }
+  local: { command: ./bin/agent, cwd: /opt/agent }
+`;
+  const { config } = parseConfig(text, "/etc/mosaic/config.yaml");
+  assert.deepEqual(narrowestPermissionFlags(config), [
+    "--allow-net=127.0.0.1:2046,127.0.0.1:8080,127.0.0.1:34901,filters.example.com:443,api.example.com:443",
+    "--allow-read=/etc/mosaic/config.yaml,/etc/mosaic/certs/cert.pem,/etc/mosaic/filters,/opt/f",
+    "--allow-write=/etc/mosaic/logs/error.log,/etc/mosaic/logs/access.log",
+    "--allow-import=filters.example.com:443,127.0.0.1:4507",
+    "--allow-run=python3,/opt/agent/bin/agent",
+    "--allow-env=HOME",
+  ]);
+});
+
+Deno.test("repeated addresses appear once and port 0 binds allow the whole host", () => {
+  const text = withReplaced("address: 127.0.0.1:2046", "address: 127.0.0.1:0")
+    .replace("address: 127.0.0.1:34901", "address: 127.0.0.1:8080")
+    .replace(
+      "          weight: 1",
+      "          weight: 1\n        - address: 127.0.0.1:8080\n          weight: 2",
+    );
+  const { config } = parseConfig(text, "/c.yaml");
+  assert.deepEqual(narrowestPermissionFlags(config), [
+    "--allow-net=127.0.0.1,127.0.0.1:8080",
+    "--allow-read=/c.yaml",
+  ]);
+});
+
+Deno.test("a sandbox granted everything makes the flag unrestricted", () => {
+  const text = withReplaced(
+    "- type: demo\n            config: { User: admin }",
+    "- { type: module, module: /m/f.ts, sandbox: { permissions: { net: true } } }",
+  );
+  const flags = narrowestPermissionFlags(parseConfig(text, "/c.yaml").config);
+  assert.deepEqual(flags, ["--allow-net", "--allow-read=/c.yaml,/m"]);
+});
+
+Deno.test("a config with only the basics never asks for env, write, import or run", () => {
+  const flags = narrowestPermissionFlags(parseConfig(BASE, "/c.yaml").config);
+  assert.ok(flags.every((f) => f.startsWith("--allow-net=") || f.startsWith("--allow-read=")));
+});
