@@ -1,0 +1,374 @@
+/**
+ * Mosaic's plugin SDK for TypeScript: write an out-of-process plugin that Mosaic (or
+ * MOSN) starts as a child process and calls over gRPC.
+ *
+ * {@linkcode serve} starts the gRPC server of MOSN's `proto.Plugin` service, prints the
+ * handshake line the host waits for, and exits when the host goes away (stdin closes or
+ * the parent process dies).
+ *
+ * The SDK uses only `node:` modules and `@grpc/grpc-js`, so the same plugin runs under
+ * Deno and under Node.js. **Run plugins under Node.js in production**: Deno 2.9.6's
+ * HTTP/2 server (`node:http2`) aborts the process when a client closes a connection
+ * that carried more than ~115 sequential calls (an nghttp2 assertion in
+ * `find_stream_on_goaway_func`). Bundle the plugin into one JavaScript file and run that
+ * with `node`:
+ *
+ * ```sh
+ * deno bundle --platform deno -o checker.mjs checker.ts
+ * node checker.mjs
+ * ```
+ *
+ * Environment the host sets, which `serve` reads:
+ * - `MOSN_PLUGIN=ON`: the magic cookie (hashicorp/go-plugin's `MagicCookieKey`/`Value`
+ *   as MOSN configures them); without it the plugin was run by hand, and it exits with
+ *   a message saying so.
+ * - `MOSAIC_PLUGIN_NETWORK=unix|tcp`: Mosaic's network hint (the config's `network`).
+ *   MOSN sets no hint; the default is `unix`.
+ * - `PLUGIN_MIN_PORT`/`PLUGIN_MAX_PORT`: the tcp port range (go-plugin's).
+ * - `PLUGIN_UNIX_SOCKET_DIR`: where the socket's private directory is made (go-plugin's;
+ *   default: the OS temp dir).
+ *
+ * @example A plugin that answers `hello <language>`
+ * ```ts ignore
+ * import { serve } from "@mosaic/proxy/plugin";
+ *
+ * await serve({
+ *   call(request) {
+ *     const text = new TextDecoder().decode(request.body);
+ *     return { status: 200, body: `${text} typescript` };
+ *   },
+ * });
+ * ```
+ *
+ * @module
+ */
+
+import * as grpc from "@grpc/grpc-js";
+import { Buffer } from "node:buffer";
+import { fstatSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import type { PluginRequest, PluginResponse } from "./src/filter/api.ts";
+import {
+  CALL_PATH,
+  decodeHealthRequest,
+  decodeRequest,
+  encodeHealthResponse,
+  encodeResponse,
+  HEALTH_CHECK_PATH,
+  HEALTH_SERVICE,
+} from "./src/plugin/proto.ts";
+
+export type { PluginRequest, PluginResponse } from "./src/filter/api.ts";
+
+/** go-plugin's controller method: a host asks the plugin to exit. */
+const SHUTDOWN_PATH = "/plugin.GRPCController/Shutdown";
+
+/** What a plugin's `call` returns; absent fields are empty, `status` defaults to 0. */
+export interface PluginAnswer {
+  /** Headers to return (the plugin filter sets them on the request or response). */
+  header?: Record<string, string>;
+  /** Trailers to return. */
+  trailer?: Record<string, string>;
+  /** The body to return; a string is sent as UTF-8. */
+  body?: Uint8Array | string;
+  /** The status: -1 denies (MOSN's checker convention), >= 100 answers with it. */
+  status?: number;
+}
+
+/** A plugin's implementation. */
+export interface PluginService {
+  /**
+   * Handles one call. A throw answers the call with gRPC status UNKNOWN and the error's
+   * message, as MOSN's Go SDK does.
+   */
+  call(request: Required<PluginRequest>): PluginAnswer | Promise<PluginAnswer>;
+  /**
+   * Reports whether the plugin can serve, for `grpc.health.v1`; the host restarts a
+   * plugin whose health checks keep failing.
+   *
+   * @default {() => true}
+   */
+  health?(): boolean | Promise<boolean>;
+}
+
+/** Options of {@linkcode serve}. */
+export interface ServeOptions {
+  /**
+   * `unix` or `tcp`.
+   *
+   * @default {process.env.MOSAIC_PLUGIN_NETWORK ?? "unix"}
+   */
+  network?: "unix" | "tcp";
+  /**
+   * Check the magic cookie and exit with a message when it is missing.
+   *
+   * @default {true}
+   */
+  checkCookie?: boolean;
+  /**
+   * Exit the process when the host goes away: stdin reaches its end (when stdin is a
+   * pipe), or the parent process dies (checked every second).
+   *
+   * @default {true}
+   */
+  exitWithHost?: boolean;
+  /**
+   * Print the handshake line on stdout.
+   *
+   * @default {true}
+   */
+  printHandshake?: boolean;
+}
+
+/** A running plugin server. */
+export interface PluginServer {
+  /** `unix` or `tcp`. */
+  readonly network: "unix" | "tcp";
+  /** The socket path or `127.0.0.1:port`. */
+  readonly address: string;
+  /** The handshake line printed (without newline). */
+  readonly handshake: string;
+  /** Stops the server and removes its socket directory. */
+  close(): Promise<void>;
+}
+
+/** Raised when the plugin cannot serve. */
+export class PluginServeError extends Error {
+  /** Creates the error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PluginServeError";
+  }
+}
+
+const encoder = new TextEncoder();
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function answerToResponse(answer: PluginAnswer): Partial<PluginResponse> {
+  const body = typeof answer.body === "string" ? encoder.encode(answer.body) : answer.body;
+  return { header: answer.header, trailer: answer.trailer, body, status: answer.status };
+}
+
+function errorDetails(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Makes grpc-js method definitions that pass bytes through our own codec. */
+function method(path: string): grpc.MethodDefinition<Uint8Array, Uint8Array> {
+  return {
+    path,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: toBuffer,
+    requestDeserialize: (b: Buffer) => b,
+    responseSerialize: toBuffer,
+    responseDeserialize: (b: Buffer) => b,
+  };
+}
+
+function bind(server: grpc.Server, target: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(
+      target,
+      grpc.ServerCredentials.createInsecure(),
+      (err, port) => err ? reject(err) : resolve(port),
+    );
+  });
+}
+
+async function listenTcp(server: grpc.Server): Promise<string> {
+  const min = Number(process.env.PLUGIN_MIN_PORT);
+  const max = Number(process.env.PLUGIN_MAX_PORT);
+  if (Number.isInteger(min) && Number.isInteger(max) && min > 0 && max >= min && max < 65536) {
+    // go-plugin picks a port in the host's range; try a few at random, then any port.
+    for (let i = 0; i < 20; i++) {
+      const port = min + Math.floor(Math.random() * (max - min + 1));
+      try {
+        return `127.0.0.1:${await bind(server, `127.0.0.1:${port}`)}`;
+      } catch {
+        // Taken: try another.
+      }
+    }
+  }
+  return `127.0.0.1:${await bind(server, "127.0.0.1:0")}`;
+}
+
+/** True when fd 0 is a pipe or socket, so its end means the host went away. */
+function stdinIsPipe(): boolean {
+  try {
+    const s = fstatSync(0);
+    return s.isFIFO() || s.isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Serves a plugin: starts the gRPC server, prints the handshake, and (by default)
+ * exits the process when the host goes away.
+ *
+ * @param service The plugin's implementation.
+ * @param options Network and lifecycle options.
+ * @returns The running server.
+ * @throws {PluginServeError} when the server cannot listen.
+ */
+export async function serve(
+  service: PluginService,
+  options: ServeOptions = {},
+): Promise<PluginServer> {
+  if ((options.checkCookie ?? true) && process.env.MOSN_PLUGIN !== "ON") {
+    process.stderr.write(
+      "This program is a Mosaic/MOSN plugin: it is started by the proxy named in the " +
+        "config's `plugins:` section, not by hand (MOSN_PLUGIN=ON is not set).\n",
+    );
+    process.exit(1);
+  }
+  const hint = options.network ?? process.env.MOSAIC_PLUGIN_NETWORK ?? "unix";
+  if (hint !== "unix" && hint !== "tcp") {
+    throw new PluginServeError(`Network must be "unix" or "tcp", got "${hint}"`);
+  }
+  const network: "unix" | "tcp" = hint;
+
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    "grpc.max_send_message_length": 64 * 1024 * 1024,
+  });
+  let closed = false;
+  let socketDir: string | undefined;
+
+  async function close(): Promise<void> {
+    if (closed) return;
+    closed = true;
+    clearInterval(parentTimer);
+    process.stdin.off("end", onHostGone);
+    process.stdin.off("close", onHostGone);
+    if (watchingStdin) process.stdin.pause();
+    await new Promise<void>((resolve) => {
+      server.tryShutdown(() => resolve());
+      // Calls still open after a second are cut.
+      setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, 1000).unref?.();
+    });
+    if (socketDir) rmSync(socketDir, { recursive: true, force: true });
+  }
+
+  function exitNow(code: number): void {
+    if (socketDir) rmSync(socketDir, { recursive: true, force: true });
+    process.exit(code);
+  }
+
+  server.addService({
+    Call: method(CALL_PATH),
+    Check: method(HEALTH_CHECK_PATH),
+    Shutdown: method(SHUTDOWN_PATH),
+  }, {
+    Call: (
+      call: grpc.ServerUnaryCall<Uint8Array, Uint8Array>,
+      callback: grpc.sendUnaryData<Uint8Array>,
+    ) => {
+      let answer: PluginAnswer | Promise<PluginAnswer>;
+      try {
+        answer = service.call(decodeRequest(call.request));
+      } catch (err) {
+        callback({ code: grpc.status.UNKNOWN, details: errorDetails(err) });
+        return;
+      }
+      // The sync fast path: no await for a plain answer.
+      if (!(answer instanceof Promise)) {
+        reply(answer, callback);
+        return;
+      }
+      answer.then(
+        (a) => reply(a, callback),
+        (err) => callback({ code: grpc.status.UNKNOWN, details: errorDetails(err) }),
+      );
+    },
+    Check: (
+      call: grpc.ServerUnaryCall<Uint8Array, Uint8Array>,
+      callback: grpc.sendUnaryData<Uint8Array>,
+    ) => {
+      const name = decodeHealthRequest(call.request);
+      if (name !== "" && name !== HEALTH_SERVICE) {
+        callback({ code: grpc.status.NOT_FOUND, details: `Unknown service "${name}"` });
+        return;
+      }
+      Promise.resolve(service.health ? service.health() : true).then(
+        (ok) => callback(null, encodeHealthResponse(ok ? "SERVING" : "NOT_SERVING")),
+        () => callback(null, encodeHealthResponse("NOT_SERVING")),
+      );
+    },
+    Shutdown: (
+      _call: grpc.ServerUnaryCall<Uint8Array, Uint8Array>,
+      callback: grpc.sendUnaryData<Uint8Array>,
+    ) => {
+      callback(null, new Uint8Array(0));
+      if (options.exitWithHost ?? true) setTimeout(() => exitNow(0), 10);
+      else void close();
+    },
+  });
+
+  let address: string;
+  try {
+    if (network === "unix") {
+      const base = process.env.PLUGIN_UNIX_SOCKET_DIR || tmpdir();
+      // A private directory (mode 0700 from mkdtemp) keeps other users off the socket.
+      socketDir = mkdtempSync(join(base, "mosaic-plugin-"));
+      address = join(socketDir, "plugin.sock");
+      await bind(server, `unix://${address}`);
+    } else {
+      address = await listenTcp(server);
+    }
+  } catch (err) {
+    if (socketDir) rmSync(socketDir, { recursive: true, force: true });
+    server.forceShutdown();
+    throw new PluginServeError(`Plugin could not listen on ${network}: ${errorDetails(err)}`, {
+      cause: err,
+    });
+  }
+
+  const handshake = `1|1|${network}|${address}|grpc`;
+
+  // The host goes away: stdin ends (Mosaic pipes it), or we are reparented (MOSN's Go
+  // SDK checks the parent too, and go-plugin hosts may give us their own stdin).
+  const exitWithHost = options.exitWithHost ?? true;
+  const watchingStdin = exitWithHost && stdinIsPipe();
+  const parentPid = process.ppid;
+  function onHostGone(): void {
+    exitNow(0);
+  }
+  if (watchingStdin) {
+    process.stdin.on("end", onHostGone);
+    process.stdin.on("close", onHostGone);
+    process.stdin.on("data", () => {}); // whatever the host writes is ignored
+    process.stdin.resume();
+  }
+  const parentTimer = exitWithHost
+    ? setInterval(() => {
+      if (process.ppid !== parentPid || process.ppid === 1) onHostGone();
+    }, 1000)
+    : undefined;
+  if (exitWithHost) {
+    for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, onHostGone);
+  }
+
+  if (options.printHandshake ?? true) process.stdout.write(handshake + "\n");
+  return { network, address, handshake, close };
+}
+
+function reply(answer: PluginAnswer, callback: grpc.sendUnaryData<Uint8Array>): void {
+  let bytes: Uint8Array;
+  try {
+    bytes = encodeResponse(answerToResponse(answer ?? {}));
+  } catch (err) {
+    callback({ code: grpc.status.INTERNAL, details: errorDetails(err) });
+    return;
+  }
+  callback(null, bytes);
+}
