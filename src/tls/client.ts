@@ -40,6 +40,8 @@ export class UpstreamTlsError extends UpstreamConnectError {
   readonly kind: TlsFailureKind;
 
   /**
+   * Makes the error.
+   *
    * @param kind The failure in a word.
    * @param message The whole message.
    * @param options `cause`: the TLS library's error.

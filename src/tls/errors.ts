@@ -18,6 +18,8 @@ export class CertificateProviderError extends Error {
   readonly position: SourcePosition;
 
   /**
+   * Makes the error.
+   *
    * @param provider The provider's name.
    * @param position Where the `tls_context` is.
    * @param problem What went wrong.
