@@ -67,10 +67,13 @@ const SHUTDOWN_PATH = "/plugin.GRPCController/Shutdown";
 
 /** What a plugin's `call` returns; absent fields are empty, `status` defaults to 0. */
 export interface PluginAnswer {
-  /** Headers to return (the plugin filter sets them on the request or response). */
-  header?: Record<string, string>;
-  /** Trailers to return. */
-  trailer?: Record<string, string>;
+  /**
+   * Headers to return (the plugin filter sets them on the request or response).
+   * Entries whose value is `undefined` are left out.
+   */
+  header?: Record<string, string | undefined>;
+  /** Trailers to return; entries whose value is `undefined` are left out. */
+  trailer?: Record<string, string | undefined>;
   /** The body to return; a string is sent as UTF-8. */
   body?: Uint8Array | string;
   /** The status: -1 denies (MOSN's checker convention), >= 100 answers with it. */
@@ -151,7 +154,13 @@ function toBuffer(bytes: Uint8Array): Buffer {
 
 function answerToResponse(answer: PluginAnswer): Partial<PluginResponse> {
   const body = typeof answer.body === "string" ? encoder.encode(answer.body) : answer.body;
-  return { header: answer.header, trailer: answer.trailer, body, status: answer.status };
+  // The encoder skips entries that are not strings.
+  return {
+    header: answer.header as Record<string, string> | undefined,
+    trailer: answer.trailer as Record<string, string> | undefined,
+    body,
+    status: answer.status,
+  };
 }
 
 function errorDetails(err: unknown): string {
