@@ -1,0 +1,248 @@
+/**
+ * The servers of the load benchmark: the nginx upstream and every proxy in front of it.
+ * Each writes its own config into the run's temp dir and listens on 127.0.0.1 only;
+ * none reads a system config.
+ *
+ * @module
+ */
+
+import { type Child, freePort, type ProcessGroup, waitUntilReady } from "./processes.ts";
+
+/** The header every request of the benchmark carries (the `demo` filter requires it). */
+export const BENCH_HEADERS: Record<string, string> = { "User": "admin" };
+
+/** Where the benchmark runs. */
+export interface BenchContext {
+  /** Starts and stops the processes. */
+  readonly processes: ProcessGroup;
+  /** A temp dir of this run, for configs and nginx's files. */
+  readonly dir: string;
+  /** The repository root (where `main.ts` is). */
+  readonly root: string;
+}
+
+/** A started server: its URL and its process. */
+export interface Started {
+  /** The URL wrk loads. */
+  readonly url: string;
+  /** The process, stopped after the target was measured. */
+  readonly child: Child;
+}
+
+function nginxTempPaths(dir: string): string {
+  return ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+    .map((kind) => `  ${kind}_temp_path ${dir}/${kind};`)
+    .join("\n");
+}
+
+async function startNginx(
+  context: BenchContext,
+  name: string,
+  http: string,
+  port: number,
+): Promise<Started> {
+  const dir = `${context.dir}/${name}`;
+  await Deno.mkdir(dir, { recursive: true });
+  // Master and one worker, in the foreground; errors to stderr so a failure can be shown.
+  const conf = `daemon off;
+master_process on;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+${nginxTempPaths(dir)}
+${http}
+}
+`;
+  await Deno.writeTextFile(`${dir}/nginx.conf`, conf);
+  const child = context.processes.spawn(name, "nginx", [
+    "-p",
+    `${dir}/`,
+    "-c",
+    `${dir}/nginx.conf`,
+    "-e",
+    "stderr",
+  ]);
+  const url = `http://127.0.0.1:${port}/`;
+  await waitUntilReady(child, url, BENCH_HEADERS);
+  return { url, child };
+}
+
+/** Starts the upstream: nginx answering every request `200 ok`. */
+export function startUpstream(context: BenchContext): Promise<Started> {
+  const port = freePort();
+  return startNginx(
+    context,
+    "upstream",
+    `  server {
+    listen 127.0.0.1:${port};
+    location / {
+      default_type text/plain;
+      return 200 "ok\\n";
+    }
+  }`,
+    port,
+  );
+}
+
+/** Starts nginx as a reverse proxy to `upstream`, with upstream keep-alive. */
+export function startNginxProxy(
+  context: BenchContext,
+  upstream: string,
+): Promise<Started> {
+  const port = freePort();
+  const { host } = new URL(upstream);
+  return startNginx(
+    context,
+    "nginx-proxy",
+    `  upstream backend {
+    server ${host};
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }`,
+    port,
+  );
+}
+
+/** Starts haproxy in http mode with one thread, reusing upstream connections. */
+export async function startHaproxy(
+  context: BenchContext,
+  upstream: string,
+): Promise<Started> {
+  const port = freePort();
+  const { host } = new URL(upstream);
+  const file = `${context.dir}/haproxy.cfg`;
+  await Deno.writeTextFile(
+    file,
+    `global
+  nbthread 1
+  maxconn 4096
+
+defaults
+  mode http
+  option http-keep-alive
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  timeout http-keep-alive 30s
+
+frontend bench
+  bind 127.0.0.1:${port}
+  default_backend upstream
+
+backend upstream
+  http-reuse always
+  server upstream ${host}
+`,
+  );
+  const child = context.processes.spawn("haproxy", "haproxy", [
+    "-db",
+    "-f",
+    file,
+  ]);
+  const url = `http://127.0.0.1:${port}/`;
+  await waitUntilReady(child, url, BENCH_HEADERS);
+  return { url, child };
+}
+
+/** Starts node's `http-proxy` (bench/http_proxy/server.cjs) with a keep-alive agent. */
+export async function startNodeHttpProxy(
+  context: BenchContext,
+  upstream: string,
+): Promise<Started> {
+  const port = freePort();
+  const child = context.processes.spawn("http-proxy", "node", [
+    `${context.root}/bench/http_proxy/server.cjs`,
+    String(port),
+    upstream,
+  ]);
+  const url = `http://127.0.0.1:${port}/`;
+  await waitUntilReady(child, url, BENCH_HEADERS);
+  return { url, child };
+}
+
+/** The Mosaic config of the benchmark: one listener, one cluster, no access log. */
+export function mosaicConfig(
+  port: number,
+  upstream: string,
+  filters: unknown[],
+): string {
+  const { host } = new URL(upstream);
+  const config = {
+    servers: [{
+      default_log_path: "stderr",
+      default_log_level: "WARN",
+      routers: [{
+        router_config_name: "bench_router",
+        virtual_hosts: [{
+          name: "bench",
+          domains: ["*"],
+          routers: [{
+            match: { prefix: "/" },
+            route: { cluster_name: "upstream" },
+          }],
+        }],
+      }],
+      listeners: [{
+        name: "bench",
+        address: `127.0.0.1:${port}`,
+        filter_chains: [{
+          filters: [{
+            type: "proxy",
+            config: {
+              downstream_protocol: "Http1",
+              upstream_protocol: "Http1",
+              router_config_name: "bench_router",
+            },
+          }],
+        }],
+        stream_filters: filters,
+      }],
+    }],
+    cluster_manager: {
+      clusters: [{
+        name: "upstream",
+        type: "SIMPLE",
+        lb_type: "LB_ROUNDROBIN",
+        hosts: [{ address: host }],
+      }],
+    },
+  };
+  // JSON is YAML; the loader reads either.
+  return JSON.stringify(config, null, 2) + "\n";
+}
+
+/** Starts Mosaic (`main.ts`, the same Deno as this script) with the given stream filters. */
+export async function startMosaic(
+  context: BenchContext,
+  name: string,
+  upstream: string,
+  filters: unknown[],
+): Promise<Started> {
+  const port = freePort();
+  const file = `${context.dir}/${name}.yaml`;
+  await Deno.writeTextFile(file, mosaicConfig(port, upstream, filters));
+  const child = context.processes.spawn(name, Deno.execPath(), [
+    "run",
+    "--allow-net",
+    "--allow-read",
+    "--allow-env",
+    "main.ts",
+    file,
+  ], { cwd: context.root, env: { NO_COLOR: "1" } });
+  const url = `http://127.0.0.1:${port}/`;
+  // The first start may compile and cache the program: give it time.
+  await waitUntilReady(child, url, BENCH_HEADERS, 200, 120_000);
+  return { url, child };
+}
