@@ -11,27 +11,21 @@
 
 import { type UpstreamRequest, UpstreamResetError, type UpstreamResponse } from "./types.ts";
 import type { ConnectionOwner, Http1Connection } from "./http1_connection.ts";
+import { ChunkedDecoder } from "./http1_chunked.ts";
 import {
-  addTrailerLine,
   decodeLatin1,
   findHeadEnd,
-  indexOfLf,
   MalformedResponseError,
-  parseChunkSize,
   parseResponseHead,
   type ResponseHead,
 } from "./http1_parser.ts";
+import { Http1Response, type TrailerSource } from "./http1_response.ts";
 import { bodyFraming, CHUNKED, encodeRequestHead } from "./http1_writer.ts";
 
-/** Longest response head or trailer block accepted. */
+/** Longest response head accepted. */
 const MAX_HEAD = 64 * 1024;
-/** Longest chunk-size line (with extensions) accepted. */
-const MAX_CHUNK_LINE = 4 * 1024;
 /** Largest single read straight into a body chunk. */
 const MAX_DIRECT_READ = 64 * 1024;
-
-const LF = 10;
-const CR = 13;
 
 // phases of an exchange
 const HEAD = 0;
@@ -44,78 +38,8 @@ const LENGTH = 1;
 const CHUNKS = 2;
 const UNTIL_CLOSE = 3;
 
-// where a chunked body's parser stands
-const CHUNK_SIZE = 0;
-const CHUNK_DATA = 1;
-const CHUNK_DATA_END = 2;
-const CHUNK_TRAILERS = 3;
-
-/** A response from {@linkcode Http1Exchange}. */
-export class Http1Response implements UpstreamResponse {
-  /** Status code. */
-  readonly status: number;
-  /** Reason phrase. */
-  readonly statusText: string;
-  /** Response headers, hop-by-hop ones included. */
-  readonly headers: Headers;
-  /**
-   * The whole body when it had already arrived with the head (a Content-Length body);
-   * its connection is then already back in the pool. A caller that checks this first
-   * can answer with the bytes and skip the stream, which is much cheaper in Deno.
-   * Null when the body streams or there is none.
-   */
-  readonly bufferedBody: Uint8Array | null;
-  #exchange: Http1Exchange;
-  #body: ReadableStream<Uint8Array> | null | undefined;
-
-  /** Made by the exchange. */
-  constructor(
-    head: ResponseHead,
-    exchange: Http1Exchange,
-    bufferedBody: Uint8Array | null,
-    body: ReadableStream<Uint8Array> | null | undefined,
-  ) {
-    this.status = head.status;
-    this.statusText = head.statusText;
-    this.headers = head.headers;
-    this.bufferedBody = bufferedBody;
-    this.#exchange = exchange;
-    this.#body = body;
-  }
-
-  /** The body stream; made on first access when the body is {@linkcode bufferedBody}. */
-  get body(): ReadableStream<Uint8Array> | null {
-    if (this.#body === undefined) {
-      this.#body = new ReadableStream(new BytesSource(this.bufferedBody!));
-    }
-    return this.#body;
-  }
-
-  /** Replaces the body, for callers that transform it. */
-  set body(body: ReadableStream<Uint8Array> | null) {
-    this.#body = body;
-  }
-
-  /** Trailers of a chunked body; empty for other bodies and when the body fails. */
-  get trailers(): Promise<Headers> {
-    return this.#exchange.trailers();
-  }
-}
-
-/** A stream source that yields one buffer. */
-class BytesSource implements UnderlyingDefaultSource<Uint8Array> {
-  #bytes: Uint8Array;
-  constructor(bytes: Uint8Array) {
-    this.#bytes = bytes;
-  }
-  start(controller: ReadableStreamDefaultController<Uint8Array>): void {
-    controller.enqueue(this.#bytes);
-    controller.close();
-  }
-}
-
 /** One request/response on one connection. */
-export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array> {
+export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array>, TrailerSource {
   /**
    * Set when the request failed because a reused connection turned out to be closed
    * by the upstream before any response byte, and the request can be sent again. The
@@ -127,8 +51,9 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array> {
   #request: UpstreamRequest;
   #phase = HEAD;
   #framing = NONE;
+  /** Bytes of a Content-Length body still to come. */
   #remaining = 0;
-  #chunkState = CHUNK_SIZE;
+  #chunks: ChunkedDecoder | null = null;
   #keepAlive = true;
   /** Response bytes arrived; a failure is then no longer a stale connection. */
   #received = false;
@@ -138,7 +63,6 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array> {
   #requestBodyError: unknown = undefined;
   #controller: ReadableStreamDefaultController<Uint8Array> | null = null;
   #spare: Uint8Array | null = null;
-  #trailerFields: Headers | null = null;
   #trailersPromise: Promise<Headers> | null = null;
   #resolveTrailers: ((trailers: Headers) => void) | null = null;
 
@@ -160,7 +84,11 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array> {
     const request = this.#request;
     const signal = request.signal;
     conn.requests++;
-    if (signal !== undefined) signal.addEventListener("abort", this);
+    if (signal !== undefined) {
+      signal.addEventListener("abort", this);
+      // aborted while a connection was being found: fail through the usual path
+      if (signal.aborted) conn.close();
+    }
     let head: ResponseHead;
     try {
       const body = request.body;
@@ -193,7 +121,7 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array> {
   trailers(): Promise<Headers> {
     if (this.#trailersPromise === null) {
       if (this.#phase === DONE) {
-        this.#trailersPromise = Promise.resolve(this.#trailerFields ?? new Headers());
+        this.#trailersPromise = Promise.resolve(this.#chunks?.trailers ?? new Headers());
       } else {
         const { promise, resolve } = Promise.withResolvers<Headers>();
         this.#trailersPromise = promise;
@@ -278,7 +206,12 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array> {
       return new Http1Response(head, this, null, null);
     }
     if (head.transferEncoding !== null) {
-      this.#framing = head.chunked ? CHUNKS : UNTIL_CLOSE;
+      if (head.chunked) {
+        this.#framing = CHUNKS;
+        this.#chunks = new ChunkedDecoder();
+      } else {
+        this.#framing = UNTIL_CLOSE;
+      }
       // RFC 9112 section 6.3: both headers is a smuggling smell; do not reuse
       if (head.contentLength !== -1) this.#keepAlive = false;
     } else if (head.contentLength >= 0) {
@@ -365,91 +298,26 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array> {
     }
   }
 
-  /**
-   * Parses buffered chunked framing. The data of all complete and partial chunks in
-   * the buffer is moved together in place and enqueued as one piece.
-   */
+  /** Decodes buffered chunked framing and enqueues the data found. */
   #drainChunks(controller: ReadableStreamDefaultController<Uint8Array>): boolean {
     const conn = this.#conn;
-    const buf = conn.buf;
-    const end = conn.end;
+    const chunks = this.#chunks!;
     const outStart = conn.start;
-    let pos = outStart;
-    let out = outStart;
-    let finished = false;
-    scan: while (true) {
-      switch (this.#chunkState) {
-        case CHUNK_SIZE: {
-          const lf = indexOfLf(buf, pos, end);
-          if (lf === -1) {
-            if (end - pos > MAX_CHUNK_LINE) throw this.#malformed("a chunk-size line is too long");
-            break scan;
-          }
-          const size = parseChunkSize(buf, pos, lf);
-          if (size < 0) throw this.#malformed("a chunk-size line is not valid");
-          pos = lf + 1;
-          if (size === 0) {
-            this.#chunkState = CHUNK_TRAILERS;
-          } else {
-            this.#remaining = size;
-            this.#chunkState = CHUNK_DATA;
-          }
-          break;
-        }
-        case CHUNK_DATA: {
-          const available = end - pos;
-          if (available === 0) break scan;
-          const take = available < this.#remaining ? available : this.#remaining;
-          if (out !== pos) buf.copyWithin(out, pos, pos + take);
-          out += take;
-          pos += take;
-          this.#remaining -= take;
-          if (this.#remaining === 0) this.#chunkState = CHUNK_DATA_END;
-          break;
-        }
-        case CHUNK_DATA_END: {
-          if (pos >= end) break scan;
-          if (buf[pos] === LF) {
-            pos += 1;
-          } else if (buf[pos] === CR) {
-            if (pos + 1 >= end) break scan;
-            if (buf[pos + 1] !== LF) throw this.#malformed("chunk data is not followed by CRLF");
-            pos += 2;
-          } else {
-            throw this.#malformed("chunk data is longer than its chunk size");
-          }
-          this.#chunkState = CHUNK_SIZE;
-          break;
-        }
-        default: {
-          const lf = indexOfLf(buf, pos, end);
-          if (lf === -1) {
-            if (end - pos > MAX_HEAD) throw this.#malformed("the trailer block is too long");
-            break scan;
-          }
-          const lineEnd = lf > pos && buf[lf - 1] === CR ? lf - 1 : lf;
-          if (lineEnd === pos) {
-            pos = lf + 1;
-            finished = true;
-            break scan;
-          }
-          try {
-            addTrailerLine(this.#trailerFields ??= new Headers(), decodeLatin1(buf, pos, lineEnd));
-          } catch (err) {
-            throw this.#malformed((err as Error).message);
-          }
-          pos = lf + 1;
-        }
-      }
+    let length: number;
+    try {
+      length = chunks.decode(conn);
+    } catch (err) {
+      if (!(err instanceof MalformedResponseError)) throw err;
+      throw new UpstreamResetError(
+        `Upstream ${this.#owner.label} sent a malformed chunked body: ${err.message}`,
+      );
     }
-    conn.start = pos;
-    const enqueued = out > outStart;
-    if (enqueued) controller.enqueue(buf.slice(outStart, out));
-    if (finished) {
+    if (length > 0) controller.enqueue(conn.buf.slice(outStart, outStart + length));
+    if (chunks.finished) {
       this.#complete(controller);
       return true;
     }
-    return enqueued;
+    return length > 0;
   }
 
   async #pullAsync(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
@@ -490,7 +358,7 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array> {
 
   /** Body bytes may be read straight into a fresh chunk, past the read buffer. */
   #canReadDirect(): boolean {
-    return this.#framing !== CHUNKS || this.#chunkState === CHUNK_DATA;
+    return this.#framing !== CHUNKS || this.#chunks!.dataAhead > 0;
   }
 
   /**
@@ -501,7 +369,12 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array> {
    */
   async #readInto(): Promise<Uint8Array | null> {
     let size = MAX_DIRECT_READ;
-    if (this.#framing !== UNTIL_CLOSE && this.#remaining < size) size = this.#remaining;
+    const left = this.#framing === LENGTH
+      ? this.#remaining
+      : this.#framing === CHUNKS
+      ? this.#chunks!.dataAhead
+      : size;
+    if (left < size) size = left;
     let spare = this.#spare;
     if (spare === null || spare.length < size) spare = new Uint8Array(size);
     const n = await this.#conn.conn.read(size === spare.length ? spare : spare.subarray(0, size));
@@ -539,19 +412,13 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array> {
       );
     }
     controller.enqueue(chunk);
-    if (this.#framing === UNTIL_CLOSE) return true;
-    this.#remaining -= chunk.length;
-    if (this.#remaining === 0) {
-      if (this.#framing === LENGTH) this.#complete(controller);
-      else this.#chunkState = CHUNK_DATA_END;
+    if (this.#framing === CHUNKS) {
+      this.#chunks!.consumed(chunk.length);
+    } else if (this.#framing === LENGTH) {
+      this.#remaining -= chunk.length;
+      if (this.#remaining === 0) this.#complete(controller);
     }
     return true;
-  }
-
-  #malformed(what: string): UpstreamResetError {
-    return new UpstreamResetError(
-      `Upstream ${this.#owner.label} sent a malformed chunked body: ${what}`,
-    );
   }
 
   /** The body ended by its framing. */
@@ -587,7 +454,7 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array> {
     const resolve = this.#resolveTrailers;
     if (resolve !== null) {
       this.#resolveTrailers = null;
-      resolve(this.#trailerFields ?? new Headers());
+      resolve(this.#chunks?.trailers ?? new Headers());
     }
   }
 

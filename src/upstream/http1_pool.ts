@@ -20,7 +20,7 @@ import {
 import { type ConnectionOwner, Http1Connection } from "./http1_connection.ts";
 import { Http1Exchange } from "./http1_exchange.ts";
 
-export { Http1Response } from "./http1_exchange.ts";
+export { Http1Response } from "./http1_response.ts";
 
 /**
  * Opens a socket to an upstream. The pool aborts `signal` when the connect timeout

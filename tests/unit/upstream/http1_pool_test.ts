@@ -747,3 +747,49 @@ Deno.test("Http1Pool fails requests after close()", async () => {
     await server.close();
   }
 });
+
+Deno.test("Http1Pool hands a freed slot to a queued request when connections close", async () => {
+  const server = new RawServer(async (conn) => {
+    await conn.readRequest();
+    await delay(2);
+    await conn.write("HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok");
+  });
+  const pool = poolFor(server, { maxConnections: 1, maxPendingRequests: 10 });
+  try {
+    const bodies = await Promise.all(
+      Array.from({ length: 4 }, async () => await readText((await pool.request(get())).body)),
+    );
+    assert.deepEqual(bodies, ["ok", "ok", "ok", "ok"]);
+    assert.equal(server.accepted, 4);
+    assert.equal(pool.size, 0);
+  } finally {
+    pool.close();
+    await server.close();
+  }
+});
+
+Deno.test("Http1Pool honours a signal that aborts while the connection is being made", async () => {
+  const server = new RawServer(fixed("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"));
+  const connected = Promise.withResolvers<void>();
+  const pool = new Http1Pool(
+    { hostname: "127.0.0.1", port: server.port },
+    OPTIONS,
+    async (hostname, port) => {
+      await connected.promise;
+      return await Deno.connect({ hostname, port });
+    },
+  );
+  try {
+    const controller = new AbortController();
+    const pending = pool.request(get("/", { signal: controller.signal }));
+    controller.abort(new Error("too late"));
+    connected.resolve();
+    await assert.rejects(pending, /too late/);
+    assert.equal(pool.size, 0);
+    // the slot was freed
+    assert.equal(await readText((await pool.request(get())).body), "ok");
+  } finally {
+    pool.close();
+    await server.close();
+  }
+});
