@@ -1,58 +1,271 @@
 /**
  * Loads `type: module` stream filters: a module at a URL, imported at run time under
- * Deno's permissions, found by its conventional export `createStreamFilterFactory`.
+ * Deno's permissions, found by its conventional export `createStreamFilterFactory`
+ * (MOSN's `loadso`, without a `.so`'s build constraints).
+ *
+ * - A `file:` module is read first: its bytes are checked against `integrity:` and
+ *   hashed into the import URL (`?v=<hash>`), so a reload imports a changed file afresh
+ *   and an unchanged one not at all. Only the module's own file is versioned: its
+ *   relative imports stay cached for the life of the process.
+ * - An `http:`/`https:` module with `integrity:` is fetched (`--allow-net=<host:port>`),
+ *   checked, and imported versioned the same way. Without a pin it is imported as is
+ *   (`--allow-import=<host:port>` only) and Deno's module cache decides when it is
+ *   fetched again: not within one process, and not across runs while DENO_DIR keeps it.
+ * - With `sandbox:`, the module is not evaluated in this process at all: a Worker with
+ *   exactly the sandbox's permissions imports it (see `sandbox/entry.ts`).
+ *
+ * Every failure is a {@linkcode ModuleLoadError} naming the module URL, the export and
+ * the cause; a permission Deno denied names the flag to add.
  *
  * @module
  */
 
 import type { StreamFilterConfig } from "../config/types.ts";
-import type { CreateStreamFilterFactory } from "../filter/api.ts";
-import { FilterLoadError } from "../filter/build.ts";
+import type { CreateStreamFilterFactory, StreamFilterFactory } from "../filter/api.ts";
+import { describeImportFailure, ModuleLoadError } from "./errors.ts";
+import { digestModule } from "./integrity.ts";
+import { ModuleSourceError, readModuleSource } from "./source.ts";
+import { versionedModuleUrl } from "./versioned_url.ts";
+import { SANDBOX_START_TIMEOUT_MS, SandboxedFilterFactory } from "./sandbox/factory.ts";
+import { workerPermissions } from "./sandbox/permissions.ts";
+import { SandboxWorker, type SandboxWorkerSpec } from "./sandbox/worker.ts";
+import { SandboxWorkerError } from "./sandbox/errors.ts";
+import { filterLogger } from "../log/logger.ts";
 
-/** Imports the module of a `type: module` filter and returns its factory creator. */
+/** The export looked up when the config names none. */
+export const DEFAULT_EXPORT = "createStreamFilterFactory";
+
+/** How long the loader's Worker waits to be adopted by the factory before it is ended. */
+const SPARE_WORKER_MS = 10_000;
+
+/** A module being loaded: what every message about it names. */
+interface Subject {
+  url: string;
+  exportName: string;
+  where: string;
+}
+
+/**
+ * Imports the module of a `type: module` filter and returns its factory creator.
+ *
+ * @param filter The filter's config; `module` is an absolute `file:`, `http:` or `https:`
+ * URL (the config loader resolves paths against the config file).
+ * @returns The module's factory creator. With `sandbox:`, a creator that makes the
+ * factory inside a Worker and returns a forwarding factory.
+ * @throws {ModuleLoadError} When the module cannot be read, fetched, verified or
+ * imported, lacks the export, or exports something other than a function.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadFilterModule } from "./src/module/loader.ts";
+ * import { Runtime } from "./src/server/runtime.ts";
+ *
+ * await Runtime.start(config, { plugins, resolveModule: loadFilterModule });
+ * ```
+ */
 export async function loadFilterModule(
   filter: StreamFilterConfig,
 ): Promise<CreateStreamFilterFactory> {
-  const url = filter.module!;
-  const exportName = filter.export ?? "createStreamFilterFactory";
-  const where = `${filter.position.file}:${filter.position.line}: ${filter.position.path}`;
+  const subject: Subject = {
+    url: filter.module ?? "",
+    exportName: filter.export ?? DEFAULT_EXPORT,
+    where: `${filter.position.file}:${filter.position.line}: ${filter.position.path}`,
+  };
+  if (filter.module === undefined) throw fail(subject, "the filter has no module: field");
+  const importUrl = await resolveImportUrl(subject, filter.integrity);
+  if (filter.sandbox !== undefined) return await loadSandboxed(subject, importUrl, filter);
+
   let namespace: Record<string, unknown>;
   try {
-    namespace = await import(url);
+    namespace = await import(importUrl);
   } catch (error) {
-    throw new FilterLoadError(
-      `${where}: cannot load module ${url} (export ${exportName}): ${
-        explainImportError(error, url)
-      }`,
-      { cause: error },
-    );
+    throw fail(subject, describeImportFailure(error, subject.url), error);
   }
-  const create = namespace[exportName];
-  if (create === undefined) {
-    const exported = Object.keys(namespace).join(", ") || "nothing";
-    throw new FilterLoadError(
-      `${where}: module ${url} has no export "${exportName}" (it exports: ${exported})`,
-    );
-  }
-  if (typeof create !== "function") {
-    throw new FilterLoadError(
-      `${where}: module ${url} exports "${exportName}" as ${typeof create}, expected a function`,
-    );
-  }
-  return create as CreateStreamFilterFactory;
+  checkExport(subject, Object.keys(namespace), typeof namespace[subject.exportName]);
+  return guardFactory(subject, namespace[subject.exportName] as CreateStreamFilterFactory);
 }
 
-/** Words the cause of a failed import, naming the permission flag when Deno denied it. */
-export function explainImportError(error: unknown, url: string): string {
-  const message = error instanceof Error ? error.message : String(error);
-  if (
-    error instanceof Deno.errors.NotCapable || /Requires (read|import|net) access/.test(message)
-  ) {
-    const parsed = new URL(url);
-    const flag = parsed.protocol === "file:"
-      ? `--allow-read=${decodeURIComponent(parsed.pathname)}`
-      : `--allow-import=${parsed.host}`;
-    return `${message}; run Mosaic with ${flag}`;
+/** The URL to import: versioned by content when the loader read the bytes. */
+async function resolveImportUrl(subject: Subject, integrity: string | undefined): Promise<string> {
+  const local = subject.url.startsWith("file:");
+  if (!local && integrity === undefined) return subject.url;
+  let bytes: Uint8Array<ArrayBuffer>;
+  try {
+    bytes = await readModuleSource(subject.url);
+  } catch (error) {
+    if (error instanceof ModuleSourceError) throw fail(subject, error.message, error);
+    throw error;
   }
-  return message;
+  const digest = await digestModule(bytes);
+  if (integrity !== undefined && digest.integrity !== integrity) {
+    throw fail(
+      subject,
+      `integrity mismatch: expected ${integrity}, got ${digest.integrity} (the module's bytes changed, or the pin is wrong)`,
+    );
+  }
+  return versionedModuleUrl(subject.url, digest.hex);
+}
+
+function checkExport(subject: Subject, exports: string[], kind: string): void {
+  if (kind === "undefined" && !exports.includes(subject.exportName)) {
+    throw fail(
+      subject,
+      `the module has no export "${subject.exportName}" (it exports: ${
+        exports.join(", ") || "nothing"
+      })`,
+    );
+  }
+  if (kind !== "function") {
+    throw fail(
+      subject,
+      `the export "${subject.exportName}" is ${
+        kind === "object" ? "an object" : kind
+      }, expected a function (config, context) => StreamFilterFactory`,
+    );
+  }
+}
+
+/** Names the module in what its factory throws or wrongly returns. */
+function guardFactory(
+  subject: Subject,
+  create: CreateStreamFilterFactory,
+): CreateStreamFilterFactory {
+  return async (config, context) => {
+    let factory: StreamFilterFactory;
+    try {
+      factory = await create(config, context);
+    } catch (error) {
+      const cause = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      throw new Error(`${factoryLabel(subject)} threw ${cause}`, { cause: error });
+    }
+    if (
+      factory === null || typeof factory !== "object" ||
+      typeof factory.createFilterChain !== "function"
+    ) {
+      throw new TypeError(
+        `${factoryLabel(subject)} returned ${
+          describeValue(factory)
+        }, expected an object with a createFilterChain(chain) method`,
+      );
+    }
+    return factory;
+  };
+}
+
+async function loadSandboxed(
+  subject: Subject,
+  importUrl: string,
+  filter: StreamFilterConfig,
+): Promise<CreateStreamFilterFactory> {
+  const sandbox = filter.sandbox!;
+  if (sandbox.isolation !== "worker") {
+    throw fail(
+      subject,
+      `sandbox isolation "${sandbox.isolation}" is not available; use isolation: worker`,
+    );
+  }
+  const spec: SandboxWorkerSpec = {
+    importUrl,
+    module: subject.url,
+    exportName: subject.exportName,
+    permissions: workerPermissions(sandbox.permissions),
+    filterName: filter.name,
+  };
+  let worker: SandboxWorker;
+  try {
+    worker = new SandboxWorker(spec, 1, {
+      logger: filterLogger(filter.name),
+      plugins: { call: () => Promise.reject(new Error("The sandbox is still loading")) },
+      timedOut() {},
+      crashed(self, message) {
+        self.terminate(new SandboxWorkerError(message));
+      },
+    });
+  } catch (error) {
+    throw fail(subject, refusedWorker(error, spec.permissions), error);
+  }
+  let loaded;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    loaded = await Promise.race([
+      worker.loaded(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(new Error(`the sandbox did not load it within ${SANDBOX_START_TIMEOUT_MS} ms`)),
+          SANDBOX_START_TIMEOUT_MS,
+        );
+      }),
+    ]);
+  } catch (error) {
+    worker.terminate(error instanceof Error ? error : new Error(String(error)));
+    const message = error instanceof Error ? error.message : String(error);
+    throw fail(subject, describeImportFailure(message, subject.url), error);
+  } finally {
+    clearTimeout(timer);
+  }
+  try {
+    checkExport(subject, loaded.exports, loaded.kind);
+  } catch (error) {
+    worker.terminate(error as Error);
+    throw error;
+  }
+
+  // The Worker that imported the module serves the first factory; it is ended if no
+  // factory adopts it (the build stopped at another filter).
+  let spare: SandboxWorker | undefined = worker;
+  const reap = setTimeout(() => {
+    spare?.terminate(new SandboxWorkerError("The loader's Worker was not adopted"));
+    spare = undefined;
+  }, SPARE_WORKER_MS);
+  Deno.unrefTimer(reap);
+  return async (config, context) => {
+    const adopted = spare;
+    spare = undefined;
+    clearTimeout(reap);
+    try {
+      return await SandboxedFilterFactory.create(spec, config, context, {
+        worker: adopted,
+        timeoutMs: sandbox.timeoutMs,
+      });
+    } catch (error) {
+      const cause = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      throw new Error(`${factoryLabel(subject)} in its sandbox failed: ${cause}`, { cause: error });
+    }
+  };
+}
+
+/** Words Deno's refusal to start a Worker, naming the flags the process lacks. */
+function refusedWorker(error: unknown, permissions: Deno.PermissionOptionsObject): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const flags = Object.entries(permissions).flatMap(([name, value]) =>
+    value === true
+      ? [`--allow-${name}`]
+      : Array.isArray(value) && value.length > 0
+      ? [`--allow-${name}=${value.join(",")}`]
+      : []
+  );
+  const hint = flags.length === 0
+    ? ""
+    : `; a sandbox gets no more than the process has: run Mosaic with ${flags.join(" ")}`;
+  return `Deno refused to start the sandbox Worker (${message})${hint}`;
+}
+
+function factoryLabel(subject: Subject): string {
+  return `the factory ${subject.exportName} of module ${subject.url}`;
+}
+
+function fail(subject: Subject, reason: string, cause?: unknown): ModuleLoadError {
+  return new ModuleLoadError(reason, {
+    module: subject.url,
+    exportName: subject.exportName,
+    where: subject.where,
+    cause,
+  });
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object without createFilterChain" : typeof value;
 }
