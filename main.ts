@@ -13,7 +13,11 @@ import { BUILTIN_STREAM_FILTERS } from "./extensions/builtin.ts";
 import { loadConfig } from "./src/config/load.ts";
 import { narrowestPermissionFlags } from "./src/config/permissions.ts";
 import type { MosaicConfig } from "./src/config/types.ts";
-import { isKnownFilterType, registerStreamFilter } from "./src/filter/registry.ts";
+import {
+  isKnownFilterType,
+  registeredFilterTypes,
+  registerStreamFilter,
+} from "./src/filter/registry.ts";
 import { configureLogging, logger } from "./src/log/logger.ts";
 import { loadFilterModule } from "./src/module/loader.ts";
 import { Runtime } from "./src/server/runtime.ts";
@@ -44,7 +48,10 @@ function usage(): number {
 }
 
 async function load(file: string): Promise<MosaicConfig> {
-  const { config, warnings } = await loadConfig(file, { isKnownFilterType });
+  const { config, warnings } = await loadConfig(file, {
+    isKnownFilterType,
+    knownFilterTypes: registeredFilterTypes,
+  });
   configureLogging(config.logLevel, config.logPath);
   for (const warning of warnings) logger("config").warn(escape(warning));
   return config;
@@ -52,7 +59,10 @@ async function load(file: string): Promise<MosaicConfig> {
 
 async function check(file: string): Promise<number> {
   try {
-    const { config, warnings } = await loadConfig(file, { isKnownFilterType });
+    const { config, warnings } = await loadConfig(file, {
+      isKnownFilterType,
+      knownFilterTypes: registeredFilterTypes,
+    });
     for (const warning of warnings) console.error(`warning: ${warning}`);
     console.log(`${file}: OK`);
     console.log(`deno run ${narrowestPermissionFlags(config).join(" ")} main.ts ${file}`);
@@ -105,7 +115,7 @@ async function run(file: string): Promise<number> {
   };
   Deno.addSignalListener("SIGINT", stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", stop("SIGTERM"));
-  log.info("Mosaic running with {file}", { file });
+  log.info(`Mosaic running with ${escape(file)}`);
   await stopped.promise;
   log.info("Stopped");
   return 0;

@@ -10,6 +10,9 @@ import type { MosaicConfig, TlsContextConfig } from "./types.ts";
 import { formatHostPort } from "./values.ts";
 
 /** Permission names in the order their flags are printed. */
+/** Environment variables npm:yaml reads while parsing. */
+export const YAML_ENV: readonly string[] = ["LOG_TOKENS", "LOG_STREAM"];
+
 const ORDER = ["net", "read", "write", "import", "run", "env", "ffi", "sys"] as const;
 type Permission = typeof ORDER[number];
 
@@ -152,9 +155,9 @@ export function narrowestPermissionFlags(config: MosaicConfig): string[] {
     grants.add("run", resolved);
   }
 
-  // No --allow-env otherwise: nothing in a config makes Mosaic read environment
-  // variables, and a plugin's environment (MOSN_PLUGIN, its `env:`) is handed over through
-  // Deno.Command's `env` option, which needs --allow-run only. Only a sandbox that grants
-  // `env` to its Worker needs it, and that was added with the sandbox's grants above.
+  // npm:yaml reads two debug switches (LOG_TOKENS, LOG_STREAM) from the environment on
+  // every parse; nothing else in Mosaic reads it. A plugin's environment (MOSN_PLUGIN, its
+  // `env:`) is handed over through Deno.Command's `env` option, which needs --allow-run only.
+  for (const name of YAML_ENV) grants.add("env", name);
   return grants.flags();
 }

@@ -137,7 +137,7 @@ const listener = z.object({
   }),
   stream_filters: z.array(streamFilter).default([]),
   access_logs: z.array(accessLog).default([]),
-  max_header_bytes: intIn(1024, 16 * 1024 * 1024).default(65536),
+  max_header_bytes: intIn(1024, 16 * 1024 * 1024).default(32768),
 });
 
 const server = z.object({

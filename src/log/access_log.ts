@@ -31,7 +31,7 @@ const VARIABLES: Record<string, (r: AccessRecord) => string> = {
   request_received_duration: (r) => `${r.durationMs}ms`,
   response_received_duration: (r) => `${r.durationMs}ms`,
   request_finished_duration: (r) => `${r.durationMs}ms`,
-  bytes_sent: (r) => String(r.bytesSent),
+  bytes_sent: (r) => r.bytesSent < 0 ? "-" : String(r.bytesSent),
   bytes_received: (r) => r.requestHeaders.get("content-length") ?? "0",
   protocol: (r) => r.protocol,
   response_code: (r) => String(r.status),

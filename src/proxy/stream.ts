@@ -55,6 +55,11 @@ export interface DownstreamInfo {
   readonly remoteAddr: { readonly hostname: string; readonly port: number };
   /** `HTTP/1.1` or `HTTP/2`. */
   readonly protocol: string;
+  /**
+   * Settles when the response was delivered (or rejects when it could not be): Deno.serve's
+   * `info.completed`. Without it (in-process runs) the body is wrapped to tell the end.
+   */
+  readonly completed?: Promise<void>;
 }
 
 const MAX_ROUTE_REMATCHES = 8;
@@ -69,7 +74,8 @@ export async function handleStream(
   const startTime = Date.now();
   const url = request.url;
   const path = url.slice(url.indexOf("/", url.indexOf("//") + 2));
-  const headers = request.headers;
+  // Deno.serve's request headers are immutable; the copy is what filters and upstream get.
+  const headers = new Headers(request.headers);
   const authority = headers.get("host") ??
     url.slice(url.indexOf("//") + 2, url.length - path.length);
   const req = new RequestState(
@@ -161,9 +167,14 @@ export async function handleStream(
 
   // 7. before_send, on upstream and local responses alike.
   const local: LocalResponse | undefined = req.local;
-  let status = local?.status ?? upstream!.status;
-  let responseHeaders = local?.headers ?? upstream!.headers;
-  let body: ReadableStream<Uint8Array> | Uint8Array | null = local?.body ?? upstream!.body;
+  let status: number;
+  let responseHeaders: Headers;
+  let body: ReadableStream<Uint8Array> | Uint8Array | null;
+  if (local !== undefined) {
+    ({ status, headers: responseHeaders, body } = local);
+  } else {
+    ({ status, headers: responseHeaders, body } = upstream!);
+  }
   if (local === undefined) {
     stripHopByHop(responseHeaders);
     route?.applyResponseHeaders(responseHeaders);
@@ -193,7 +204,22 @@ export async function handleStream(
     body = res.content.source;
   }
 
-  // 8. Write the response; 9. finish when its body is done.
+  // 8. Write the response; 9. finish when it was delivered, or the client left.
+  if (downstream.completed !== undefined) {
+    const sent = body === null
+      ? 0
+      : body instanceof Uint8Array
+      ? body.byteLength
+      : Number(responseHeaders.get("content-length") ?? -1);
+    downstream.completed.then(
+      () => log.finish(status, sent, filters),
+      () => {
+        log.flag ||= "DC";
+        log.finish(status, sent, filters);
+      },
+    );
+    return new Response(body as BodyInit | null, { status, headers: responseHeaders });
+  }
   if (body instanceof ReadableStream) {
     const tracked = trackBody(body, request.signal, (bytesSent, error) => {
       if (error !== undefined) log.flag ||= "DC";

@@ -51,6 +51,7 @@ export class HttpListener {
       const response = handleStream(this.context, request, {
         remoteAddr: info.remoteAddr,
         protocol: protocolOf(request),
+        completed: info.completed,
       });
       response.then(done, done);
       return response;

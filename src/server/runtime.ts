@@ -191,10 +191,7 @@ export class Runtime {
         ? new TcpProxyListener(config, context as TcpProxyContext)
         : new HttpListener(config, context as ListenerContext);
       this.#listeners.set(config.name, { config, listener });
-      this.#log.info("Listener {name} on {address}", {
-        name: config.name,
-        address: `${listener.addr.hostname}:${listener.addr.port}`,
-      });
+      this.#log.info(`Listener ${config.name} on ${listener.addr.hostname}:${listener.addr.port}`);
     }
     this.#current = next;
   }

@@ -4,12 +4,12 @@ import { mosaicYaml } from "../fixtures/mosaic_yaml.ts";
 
 const SIZE = 10 * 1024 * 1024;
 
-async function sha256(bytes: Uint8Array): Promise<string> {
+async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   return Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)))
     .map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function pseudoRandomBytes(size: number): Uint8Array {
+function pseudoRandomBytes(size: number): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(size);
   let x = 2463534242;
   for (let i = 0; i < size; i++) {
@@ -101,7 +101,8 @@ Deno.test("a 10 MB chunked upload and a 10 MB download arrive intact", async () 
 Deno.test("a client that leaves mid-request still gets its filters destroyed", async () => {
   const bodySeen = Promise.withResolvers<void>();
   const upstream = startUpstream(async (request) => {
-    const reader = request.body!.getReader();
+    if (request.body === null) return new Response("no body");
+    const reader = request.body.getReader();
     try {
       await reader.read();
       bodySeen.resolve();
@@ -128,7 +129,7 @@ Deno.test("a client that leaves mid-request still gets its filters destroyed", a
     await proxy.waitForOutput("receive /abandoned");
     await proxy.waitForOutput("destroy /abandoned", 10_000);
     const after = await fetch(`http://${proxy.listeners.get("l")}/after`);
-    assert.equal(after.status, 200);
+    assert.equal(after.status, 200, proxy.output());
     await after.body?.cancel();
     assert.doesNotMatch(proxy.output(), /Uncaught|panicked/);
   } finally {
@@ -163,7 +164,7 @@ Deno.test("malformed and oversized requests are refused and never forwarded", as
     assert.match(
       await rawExchange(
         address,
-        `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(70_000)}\r\n\r\n`,
+        `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(40_000)}\r\n\r\n`,
       ),
       /^HTTP\/1.1 431/,
     );

@@ -101,7 +101,7 @@ plugins:
     upstreamProtocol: "Http1",
     routerConfigName: "r",
   });
-  assert.equal(listener.maxHeaderBytes, 65536);
+  assert.equal(listener.maxHeaderBytes, 32768);
   assert.equal(listener.tls, undefined);
   assert.deepEqual(listener.accessLogs, [{ path: "stdout", format: DEFAULT_ACCESS_LOG_FORMAT }]);
   const [demo, module] = listener.streamFilters;

@@ -13,6 +13,7 @@ Deno.test("the example needs only its three addresses and its own file", async (
   assert.deepEqual(narrowestPermissionFlags(config), [
     "--allow-net=127.0.0.1:2046,127.0.0.1:8080,127.0.0.1:34901",
     `--allow-read=${EXAMPLE}`,
+    "--allow-env=LOG_TOKENS,LOG_STREAM",
   ]);
 });
 
@@ -52,7 +53,7 @@ Deno.test("TLS files, modules, log files and plugins each add the flag they need
     "--allow-write=/etc/mosaic/logs/error.log,/etc/mosaic/logs/access.log",
     "--allow-import=filters.example.com:443,127.0.0.1:4507",
     "--allow-run=python3,/opt/agent/bin/agent",
-    "--allow-env=HOME",
+    "--allow-env=HOME,LOG_TOKENS,LOG_STREAM",
   ]);
 });
 
@@ -67,6 +68,7 @@ Deno.test("repeated addresses appear once and port 0 binds allow the whole host"
   assert.deepEqual(narrowestPermissionFlags(config), [
     "--allow-net=127.0.0.1,127.0.0.1:8080",
     "--allow-read=/c.yaml",
+    "--allow-env=LOG_TOKENS,LOG_STREAM",
   ]);
 });
 
@@ -76,10 +78,19 @@ Deno.test("a sandbox granted everything makes the flag unrestricted", () => {
     "- { type: module, module: /m/f.ts, sandbox: { permissions: { net: true } } }",
   );
   const flags = narrowestPermissionFlags(parseConfig(text, "/c.yaml").config);
-  assert.deepEqual(flags, ["--allow-net", "--allow-read=/c.yaml,/m"]);
+  assert.deepEqual(flags, [
+    "--allow-net",
+    "--allow-read=/c.yaml,/m",
+    "--allow-env=LOG_TOKENS,LOG_STREAM",
+  ]);
 });
 
-Deno.test("a config with only the basics never asks for env, write, import or run", () => {
+Deno.test("a config with only the basics asks for no write, import or run, and only yaml's env", () => {
   const flags = narrowestPermissionFlags(parseConfig(BASE, "/c.yaml").config);
-  assert.ok(flags.every((f) => f.startsWith("--allow-net=") || f.startsWith("--allow-read=")));
+  assert.ok(
+    flags.every((f) =>
+      f.startsWith("--allow-net=") || f.startsWith("--allow-read=") ||
+      f === "--allow-env=LOG_TOKENS,LOG_STREAM"
+    ),
+  );
 });

@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { writeConfig } from "../../helpers/proxy_process.ts";
+
+const MAIN = new URL("../../../main.ts", import.meta.url).pathname;
+
+async function mosaic(args: string[], flags = ["--allow-read", "--allow-net", "--allow-env"]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags, MAIN, ...args],
+    env: { NO_COLOR: "1" },
+  }).output();
+  const decoder = new TextDecoder();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+Deno.test("check validates a config and prints the narrowest deno run flags", async () => {
+  const example = new URL("../../../examples/simple_streamfilter/config.yaml", import.meta.url)
+    .pathname;
+  const result = await mosaic(["check", example], [
+    "--allow-read",
+    "--allow-env=LOG_TOKENS,LOG_STREAM",
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /OK/);
+  assert.match(
+    result.stdout,
+    /deno run --allow-net=127\.0\.0\.1:2046,127\.0\.0\.1:8080,127\.0\.0\.1:34901 --allow-read=\S*config\.yaml --allow-env=LOG_TOKENS,LOG_STREAM/,
+  );
+});
+
+Deno.test("the proxy refuses to start on an unknown stream filter type, naming file, line and path", async () => {
+  const file = await writeConfig(`servers:
+  - routers:
+      - router_config_name: r
+        virtual_hosts: [{ name: v, domains: ["*"], routers: [{ match: { prefix: / }, direct_response: { status: 200 } }] }]
+    listeners:
+      - name: l
+        address: 127.0.0.1:0
+        filter_chains: [{ filters: [{ type: proxy, config: { router_config_name: r } }] }]
+        stream_filters:
+          - type: demo
+            config: { User: admin }
+          - type: authz_typo
+`);
+  const result = await mosaic([file]);
+  assert.equal(result.code, 1);
+  assert.match(
+    result.stderr,
+    new RegExp(`${file}:12: servers\\[0\\]\\.listeners\\[0\\]\\.stream_filters\\[1\\]\\.type`),
+  );
+  assert.match(result.stderr, /authz_typo/);
+  assert.match(result.stderr, /demo/, "lists the known types");
+});
+
+Deno.test("a filter that rejects its config stops start-up with the filter's reason", async () => {
+  const file = await writeConfig(`servers:
+  - routers:
+      - router_config_name: r
+        virtual_hosts: [{ name: v, domains: ["*"], routers: [{ match: { prefix: / }, direct_response: { status: 200 } }] }]
+    listeners:
+      - name: l
+        address: 127.0.0.1:0
+        filter_chains: [{ filters: [{ type: proxy, config: { router_config_name: r } }] }]
+        stream_filters:
+          - type: fault
+            config: { abort_percent: 300 }
+`);
+  const result = await mosaic([file]);
+  assert.equal(result.code, 1);
+  assert.match(
+    result.stderr,
+    /stream_filters\[0\]: stream filter "fault" rejected its config: fault: abort_percent must be a number from 0 to 100/,
+  );
+});
+
+Deno.test("MOSN's own JSON config loads unchanged, warning about what Mosaic ignores", async () => {
+  const reference = new URL("../../unit/config/testdata/mosn-style-config.json", import.meta.url)
+    .pathname;
+  const result = await mosaic(["check", reference], [
+    "--allow-read",
+    "--allow-env=LOG_TOKENS,LOG_STREAM",
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, /conn_buffer_limit_bytes: not implemented by Mosaic, ignored/);
+});
