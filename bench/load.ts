@@ -86,6 +86,15 @@ async function version(command: string, args: string[]): Promise<string> {
   }
 }
 
+/** The 1-minute load average, when the OS tells it (Linux). */
+async function loadAverage(): Promise<number | undefined> {
+  try {
+    return Number((await Deno.readTextFile("/proc/loadavg")).split(" ")[0]);
+  } catch {
+    return undefined;
+  }
+}
+
 function selectTargets(): Target[] {
   const wanted = Deno.env.get("BENCH_TARGETS");
   if (wanted === undefined || wanted.trim() === "") return TARGETS;
@@ -154,6 +163,16 @@ export async function main(): Promise<number> {
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
 
+  // wrk, the upstream and the proxy need the cores to themselves: say when they don't.
+  const loadBefore = await loadAverage();
+  const cpus = navigator.hardwareConcurrency;
+  if (loadBefore !== undefined && loadBefore > cpus / 2) {
+    console.error(
+      `bench: warning: load average ${loadBefore} on ${cpus} cores before the run; ` +
+        "other work will lower every figure and widen p99",
+    );
+  }
+
   const results: TargetResult[] = [];
   try {
     const upstream = await startUpstream(context);
@@ -187,9 +206,11 @@ export async function main(): Promise<number> {
       headers: { User: "admin" },
     },
     machine: {
-      cpus: navigator.hardwareConcurrency,
+      cpus,
       os: Deno.build.os,
       arch: Deno.build.arch,
+      loadAverageBefore: loadBefore,
+      loadAverageAfter: await loadAverage(),
     },
     versions: {
       deno: Deno.version.deno,

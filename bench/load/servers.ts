@@ -210,6 +210,8 @@ export function mosaicConfig(
         stream_filters: filters,
       }],
     }],
+    // Stopped right after its measurement: no need for the default 30 s drain.
+    drain_timeout: "1s",
     cluster_manager: {
       clusters: [{
         name: "upstream",
