@@ -21,7 +21,9 @@ import {
 import { configureLogging, logger } from "./src/log/logger.ts";
 import { loadFilterModule } from "./src/module/loader.ts";
 import { Runtime } from "./src/server/runtime.ts";
-import type { PluginCaller } from "./src/filter/api.ts";
+import { PluginManager } from "./src/plugin/manager.ts";
+import { AdminServer } from "./src/admin/server.ts";
+import { PLUGIN_ADMIN_PATH, pluginAdminHandler } from "./src/admin/plugin.ts";
 
 const USAGE = `Usage:
   mosaic [run] <config.yaml>   start the proxy
@@ -73,21 +75,27 @@ async function check(file: string): Promise<number> {
   }
 }
 
-const noPlugins: PluginCaller = {
-  call(name) {
-    return Promise.reject(new Error(`Plugin "${name}" is not declared under plugins:`));
-  },
-};
-
 async function run(file: string): Promise<number> {
   let config: MosaicConfig;
   let runtime: Runtime;
+  let plugins: PluginManager | undefined;
+  let admin: AdminServer | undefined;
   const log = logger("main");
   try {
     config = await load(file);
-    runtime = await Runtime.start(config, { plugins: noPlugins, resolveModule: loadFilterModule });
+    // Plugins first: filters and certificate providers may call them while they load.
+    plugins = new PluginManager(config.plugins);
+    await plugins.start();
+    runtime = await Runtime.start(config, { plugins, resolveModule: loadFilterModule });
+    if (config.admin !== undefined) {
+      admin = new AdminServer({ hostname: config.admin.hostname, port: config.admin.port })
+        .route(PLUGIN_ADMIN_PATH, pluginAdminHandler(plugins));
+      const bound = await admin.start();
+      log.info(`Admin API on ${bound.hostname}:${bound.port}`);
+    }
   } catch (error) {
     console.error(`mosaic: ${error instanceof Error ? error.message : String(error)}`);
+    await plugins?.stop().catch(() => {});
     return 1;
   }
 
@@ -111,7 +119,9 @@ async function run(file: string): Promise<number> {
   const stopped = Promise.withResolvers<void>();
   const stop = (signal: string) => () => {
     log.info("{signal}: draining for up to {ms} ms", { signal, ms: config.drainTimeoutMs });
-    runtime.shutdown(config.drainTimeoutMs).then(stopped.resolve, stopped.resolve);
+    Promise.allSettled([runtime.shutdown(config.drainTimeoutMs), admin?.stop()])
+      .then(() => plugins.stop())
+      .then(stopped.resolve, stopped.resolve);
   };
   Deno.addSignalListener("SIGINT", stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", stop("SIGTERM"));

@@ -10,6 +10,7 @@ import { createStreamFilterFactory as demo } from "./filters/demo/mod.ts";
 import { createStreamFilterFactory as fault } from "./filters/fault/mod.ts";
 import { createStreamFilterFactory as ipAccess } from "./filters/ip_access/mod.ts";
 import { createStreamFilterFactory as payloadLimit } from "./filters/payload_limit/mod.ts";
+import { createStreamFilterFactory as plugin } from "./filters/plugin/mod.ts";
 
 /** Built-in stream filters by the `type` name they are configured with. */
 export const BUILTIN_STREAM_FILTERS: ReadonlyArray<readonly [string, CreateStreamFilterFactory]> = [
@@ -17,4 +18,5 @@ export const BUILTIN_STREAM_FILTERS: ReadonlyArray<readonly [string, CreateStrea
   ["fault", fault],
   ["ip_access", ipAccess],
   ["payload_limit", payloadLimit],
+  ["plugin", plugin],
 ];

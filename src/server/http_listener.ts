@@ -73,7 +73,7 @@ export class HttpListener {
    * when `drainTimeoutMs` passed (remaining connections are then dropped).
    */
   async shutdown(drainTimeoutMs: number): Promise<void> {
-    let timer: number | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, drainTimeoutMs);
     });

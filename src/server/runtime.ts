@@ -189,7 +189,10 @@ export class Runtime {
       }
       const listener = config.network.type === "tcp_proxy"
         ? new TcpProxyListener(config, context as TcpProxyContext)
-        : new HttpListener(config, context as ListenerContext);
+        : new HttpListener(
+          { hostname: config.hostname, port: config.port },
+          context as ListenerContext,
+        );
       this.#listeners.set(config.name, { config, listener });
       this.#log.info(`Listener ${config.name} on ${listener.addr.hostname}:${listener.addr.port}`);
     }

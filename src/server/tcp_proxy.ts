@@ -121,7 +121,7 @@ async function pump(from: Deno.Conn, to: Deno.Conn, idle: IdleTimer): Promise<vo
 /** Closes a connection after `timeoutMs` without traffic. */
 class IdleTimer {
   #last = Date.now();
-  #timer: number | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(readonly timeoutMs: number, onIdle: () => void) {
     if (timeoutMs <= 0) return;
