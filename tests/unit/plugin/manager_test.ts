@@ -242,6 +242,48 @@ Deno.test("while a plugin is down its calls say so and when it restarts", async 
   }
 });
 
+Deno.test("a plugin that keeps dying is restarted with growing delays", async () => {
+  const records: LogRecord[] = [];
+  await configure({
+    sinks: { memory: (r: LogRecord) => records.push(r) },
+    loggers: [
+      { category: ["mosaic"], sinks: ["memory"], lowestLevel: "info" },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "error" },
+    ],
+  });
+  const m = manager([
+    pluginConfig("dying", await nodeCommand("echo_plugin.ts"), {
+      env: { ECHO_EXIT_AFTER_MS: "200" },
+    }),
+  ]);
+  try {
+    await m.start();
+    await waitFor(() => m.status("dying")!.restarts >= 4, 15_000, "four restarts");
+    // Down time = the backoff (100, 200, 400, 800 ms) + the start of a new child.
+    const events = records.flatMap((r): ["down" | "up", number][] => {
+      const text = recordText(r);
+      if (text.includes("exited with code 9")) return [["down", r.timestamp]];
+      if (text.startsWith("Plugin dying is up")) return [["up", r.timestamp]];
+      return [];
+    });
+    const downTimes: number[] = [];
+    for (let i = 0; i + 1 < events.length; i++) {
+      const [a, at] = events[i];
+      const [b, bt] = events[i + 1];
+      if (a === "down" && b === "up") downTimes.push(bt - at);
+    }
+    assert.ok(downTimes.length >= 3, `down times: ${downTimes}`);
+    assert.ok(
+      downTimes[3 - 1] - downTimes[0] >= 200,
+      `the third wait is longer than the first by the backoff: ${downTimes}`,
+    );
+    assert.match(m.status("dying")!.lastError ?? "exited: exited with code 9", /code 9/);
+  } finally {
+    await m.stop();
+    await reset();
+  }
+});
+
 Deno.test("a plugin's stderr lines reach the log under its name", async () => {
   const records: LogRecord[] = [];
   await configure({
