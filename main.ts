@@ -21,9 +21,9 @@ import {
 import { configureLogging, logger } from "./src/log/logger.ts";
 import { loadFilterModule } from "./src/module/loader.ts";
 import { Runtime } from "./src/server/runtime.ts";
-import { PluginManager } from "./src/plugin/manager.ts";
+import type { PluginCaller } from "./src/filter/api.ts";
 import { AdminServer } from "./src/admin/server.ts";
-import { PLUGIN_ADMIN_PATH, pluginAdminHandler } from "./src/admin/plugin.ts";
+import { PLUGIN_ADMIN_PATH, type PluginAdmin, pluginAdminHandler } from "./src/admin/plugin.ts";
 
 const USAGE = `Usage:
   mosaic [run] <config.yaml>   start the proxy
@@ -78,14 +78,13 @@ async function check(file: string): Promise<number> {
 async function run(file: string): Promise<number> {
   let config: MosaicConfig;
   let runtime: Runtime;
-  let plugins: PluginManager | undefined;
+  let plugins: (PluginCaller & PluginAdmin & { stop(): Promise<void> }) | undefined;
   let admin: AdminServer | undefined;
   const log = logger("main");
   try {
     config = await load(file);
     // Plugins first: filters and certificate providers may call them while they load.
-    plugins = new PluginManager(config.plugins);
-    await plugins.start();
+    plugins = await startPlugins(config);
     runtime = await Runtime.start(config, { plugins, resolveModule: loadFilterModule });
     if (config.admin !== undefined) {
       admin = new AdminServer({ hostname: config.admin.hostname, port: config.admin.port })
@@ -120,7 +119,7 @@ async function run(file: string): Promise<number> {
   const stop = (signal: string) => () => {
     log.info("{signal}: draining for up to {ms} ms", { signal, ms: config.drainTimeoutMs });
     Promise.allSettled([runtime.shutdown(config.drainTimeoutMs), admin?.stop()])
-      .then(() => plugins.stop())
+      .then(() => plugins!.stop())
       .then(stopped.resolve, stopped.resolve);
   };
   Deno.addSignalListener("SIGINT", stop("SIGINT"));
@@ -130,6 +129,37 @@ async function run(file: string): Promise<number> {
   log.info("Stopped");
   return 0;
 }
+
+/**
+ * Starts the config's plugins. The gRPC stack is imported only when there are plugins:
+ * it reads environment variables as it loads, which a config without plugins then does
+ * not need `--allow-env` for.
+ */
+async function startPlugins(
+  config: MosaicConfig,
+): Promise<PluginCaller & PluginAdmin & { stop(): Promise<void> }> {
+  if (config.plugins.size === 0) return noPlugins;
+  const { PluginManager } = await import("./src/plugin/manager.ts");
+  const manager = new PluginManager(config.plugins);
+  await manager.start();
+  return manager as PluginCaller & PluginAdmin & { stop(): Promise<void> };
+}
+
+const noPlugins = {
+  call(name: string) {
+    return Promise.reject(new Error(`Plugin "${name}" is not declared under plugins:`));
+  },
+  status(name?: string) {
+    return name === undefined ? [] : undefined;
+  },
+  enable(name: string) {
+    return Promise.reject(new Error(`Unknown plugin "${name}"`));
+  },
+  disable(name: string) {
+    return Promise.reject(new Error(`Unknown plugin "${name}"`));
+  },
+  stop: () => Promise.resolve(),
+} as PluginCaller & PluginAdmin & { stop(): Promise<void> };
 
 function escape(text: string): string {
   return text.replaceAll("{", "{{").replaceAll("}", "}}");

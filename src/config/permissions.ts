@@ -13,6 +13,24 @@ import { formatHostPort } from "./values.ts";
 /** Environment variables npm:yaml reads while parsing. */
 export const YAML_ENV: readonly string[] = ["LOG_TOKENS", "LOG_STREAM"];
 
+/** Environment variables @grpc/grpc-js reads as it loads (plugins only). */
+export const GRPC_ENV: readonly string[] = [
+  "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+  "GRPC_EXPERIMENTAL_ENABLE_OUTLIER_DETECTION",
+  "GRPC_NODE_DEBUG_SEND_ERROR_DETAILS",
+  "GRPC_NODE_TRACE",
+  "GRPC_NODE_USE_ALTERNATIVE_RESOLVER",
+  "GRPC_NODE_VERBOSITY",
+  "GRPC_SSL_CIPHER_SUITES",
+  "GRPC_TRACE",
+  "GRPC_VERBOSITY",
+  "grpc_proxy",
+  "http_proxy",
+  "https_proxy",
+  "no_grpc_proxy",
+  "no_proxy",
+];
+
 const ORDER = ["net", "read", "write", "import", "run", "env", "ffi", "sys"] as const;
 type Permission = typeof ORDER[number];
 
@@ -159,5 +177,7 @@ export function narrowestPermissionFlags(config: MosaicConfig): string[] {
   // every parse; nothing else in Mosaic reads it. A plugin's environment (MOSN_PLUGIN, its
   // `env:`) is handed over through Deno.Command's `env` option, which needs --allow-run only.
   for (const name of YAML_ENV) grants.add("env", name);
+  // @grpc/grpc-js, loaded only when the config has plugins, reads its switches as it loads.
+  if (config.plugins.size > 0) { for (const name of GRPC_ENV) grants.add("env", name); }
   return grants.flags();
 }

@@ -1,3 +1,4 @@
+import { GRPC_ENV } from "../../../src/config/permissions.ts";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { loadConfig, parseConfig } from "../../../src/config/load.ts";
@@ -53,7 +54,7 @@ Deno.test("TLS files, modules, log files and plugins each add the flag they need
     "--allow-write=/etc/mosaic/logs/error.log,/etc/mosaic/logs/access.log",
     "--allow-import=filters.example.com:443,127.0.0.1:4507",
     "--allow-run=python3,/opt/agent/bin/agent",
-    "--allow-env=HOME,LOG_TOKENS,LOG_STREAM",
+    `--allow-env=HOME,LOG_TOKENS,LOG_STREAM,${GRPC_ENV.join(",")}`,
   ]);
 });
 
