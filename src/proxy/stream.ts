@@ -173,7 +173,12 @@ export async function handleStream(
   if (local !== undefined) {
     ({ status, headers: responseHeaders, body } = local);
   } else {
-    ({ status, headers: responseHeaders, body } = upstream!);
+    status = upstream!.status;
+    responseHeaders = upstream!.headers;
+    // A small body that came with the head is written as bytes: no stream to pump (and
+    // `body`, a getter on such responses, is never built).
+    const buffered = upstream!.bufferedBody;
+    body = buffered !== undefined && buffered !== null ? buffered : upstream!.body;
   }
   if (local === undefined) {
     stripHopByHop(responseHeaders);

@@ -29,6 +29,11 @@ export interface UpstreamResponse {
   headers: Headers;
   /** Null for HEAD, 204, 304 and 1xx-free empty bodies. */
   body: ReadableStream<Uint8Array> | null;
+  /**
+   * The whole body, when it arrived with the head (a small Content-Length body): the
+   * connection is then already back in the pool and `body` need not be read.
+   */
+  bufferedBody?: Uint8Array | null;
   /** Trailers of a chunked body, resolved when the body ends (empty when none). */
   trailers: Promise<Headers>;
 }
