@@ -360,7 +360,8 @@ export async function serve(
   }
   const parentTimer = exitWithHost
     ? setInterval(() => {
-      if (process.ppid !== parentPid || process.ppid === 1) onHostGone();
+      // Only a change counts: a host may itself be pid 1 (in a container).
+      if (process.ppid !== parentPid) onHostGone();
     }, 1000)
     : undefined;
   if (exitWithHost) {

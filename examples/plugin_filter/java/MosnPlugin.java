@@ -13,6 +13,8 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -194,7 +196,24 @@ public final class MosnPlugin {
             .addService(definition)
             .build()
             .start();
-    // The host pipes stdin: its end means the host is gone.
+    // The host pipes stdin: its end means the host is gone. Only a pipe counts: a
+    // go-plugin host (MOSN) may hand us its own stdin, which can be /dev/null.
+    if (stdinIsPipe()) watchStdin();
+    System.out.println("1|1|tcp|127.0.0.1:" + server.getPort() + "|grpc");
+    System.out.flush();
+    server.awaitTermination();
+  }
+
+  private static boolean stdinIsPipe() {
+    try {
+      String target = Files.readSymbolicLink(Path.of("/proc/self/fd/0")).toString();
+      return target.startsWith("pipe:") || target.startsWith("socket:");
+    } catch (IOException | UnsupportedOperationException e) {
+      return false;
+    }
+  }
+
+  private static void watchStdin() {
     Thread watcher =
         new Thread(
             () -> {
@@ -208,8 +227,5 @@ public final class MosnPlugin {
             });
     watcher.setDaemon(true);
     watcher.start();
-    System.out.println("1|1|tcp|127.0.0.1:" + server.getPort() + "|grpc");
-    System.out.flush();
-    server.awaitTermination();
   }
 }

@@ -16,6 +16,7 @@ server, prints the handshake line the host waits for, and exits when the host go
 
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -73,7 +74,14 @@ def _watch_host(cleanup):
                 cleanup()
                 os._exit(0)
 
-    if not sys.stdin.isatty():
+    # Only a pipe's end means the host is gone: a go-plugin host (MOSN) may hand us
+    # its own stdin, which can be /dev/null.
+    try:
+        mode = os.fstat(0).st_mode
+        piped = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+    except OSError:
+        piped = False
+    if piped:
         threading.Thread(target=stdin_eof, daemon=True).start()
     threading.Thread(target=parent_gone, daemon=True).start()
 

@@ -7,7 +7,9 @@
 
 import assert from "node:assert/strict";
 import { loadConfig } from "../../../src/config/load.ts";
+import { LineReader } from "../../../src/plugin/lines.ts";
 import { PluginManager } from "../../../src/plugin/manager.ts";
+import { isAlive, waitFor } from "../../unit/plugin/helpers.ts";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
 const LANGUAGES = ["typescript", "python", "java"] as const;
@@ -72,5 +74,46 @@ Deno.test("hello is answered hello <language> in all three languages", async () 
     }
   } finally {
     await plugins.stop();
+  }
+});
+
+Deno.test("the Python and Java plugins exit within 2 s when their host is SIGKILLed", async () => {
+  await setup("across_languages");
+  const commands = {
+    python: ["/usr/bin/python3", `${ROOT}examples/across_languages/python/hello.py`],
+    java: ["sh", `${ROOT}examples/across_languages/java/hello.sh`],
+  };
+  for (const [language, command] of Object.entries(commands)) {
+    const host = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-all",
+        "--no-lock",
+        `${ROOT}tests/unit/plugin/fixtures/host.ts`,
+        JSON.stringify(command),
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const lines = new LineReader(host.stdout);
+    try {
+      const pid = Number(await lines.next());
+      assert.ok(pid > 0 && isAlive(pid), `the ${language} plugin runs`);
+      host.kill("SIGKILL");
+      const killedAt = Date.now();
+      await host.status;
+      await waitFor(() => !isAlive(pid), 5000, `the ${language} plugin to exit`);
+      const gone = Date.now() - killedAt;
+      assert.ok(gone < 2000, `the ${language} plugin exited ${gone} ms after its host`);
+    } finally {
+      try {
+        host.kill("SIGKILL");
+      } catch {
+        // Already dead.
+      }
+      await host.status;
+      await lines.cancel();
+    }
   }
 });
