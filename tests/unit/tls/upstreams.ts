@@ -98,7 +98,7 @@ export async function startNodeEcho(options: {
     upstream.seen.push({
       serverName: typeof servername === "string" && servername !== "" ? servername : undefined,
       authorized: socket.authorized,
-      clientCn: peer?.subject?.CN,
+      clientCn: [peer?.subject?.CN].flat()[0],
     });
     socket.pipe(socket);
   });

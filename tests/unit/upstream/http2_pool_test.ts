@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { createServer } from "node:http2";
+import { createServer, type ServerHttp2Stream } from "node:http2";
 import { gzipSync } from "node:zlib";
 import { Http2Pool } from "../../../src/upstream/http2_pool.ts";
 import {
@@ -205,7 +205,7 @@ Deno.test("Http2Pool resolves trailers sent after the body", async () => {
   // Deno.serve cannot send trailers; a node:http2 server can (one call is far below the
   // ~100 calls after which DESIGN.md saw that server crash)
   const server = createServer();
-  server.on("stream", (stream) => {
+  server.on("stream", (stream: ServerHttp2Stream) => {
     stream.respond({ ":status": 200 }, { waitForTrailers: true });
     stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0", "x-sum": "abc" }));
     stream.end("body");
