@@ -115,10 +115,7 @@ export class AdminServer {
           hostname: this.#hostname,
           port: this.#port,
           onListen: (addr) => {
-            this.#log.info("Admin API listening on http://{hostname}:{port}/", {
-              hostname: addr.hostname,
-              port: addr.port,
-            });
+            this.#log.debug(`Admin API listening on http://${addr.hostname}:${addr.port}/`);
             resolve({ hostname: addr.hostname, port: addr.port });
           },
           onError: (err) => {

@@ -152,7 +152,7 @@ export class PluginInstance {
   async disable(): Promise<void> {
     this.#enabled = false;
     await this.#shutdown("disabled");
-    this.#log.info("Plugin {name} disabled", { name: this.name });
+    this.#log.info(plain(`Plugin "${this.name}" disabled`));
   }
 
   /** Stops the child for good (close the connection, SIGTERM, then SIGKILL after the grace). */
@@ -215,11 +215,10 @@ export class PluginInstance {
     this.#lastError = undefined;
     this.#exitWatch = proc.exited.then((exit) => this.#onExit(proc, exit));
     if (this.#health) this.#scheduleHealth(client, proc, 0);
-    this.#log.info("Plugin {name} is up: pid {pid}, {network} {address}", {
-      name: this.name,
+    const { network, address } = proc.handshake;
+    this.#log.info(plain(`Plugin "${this.name}" is up: pid ${proc.pid}, ${network} ${address}`), {
+      plugin: this.name,
       pid: proc.pid,
-      network: proc.handshake.network,
-      address: proc.handshake.address,
     });
   }
 
@@ -255,16 +254,11 @@ export class PluginInstance {
         return;
       }
       failures++;
-      this.#log.warn("Plugin {name} failed health check {failures}: {why}", {
-        name: this.name,
-        failures,
-        why,
-      });
+      this.#log.warn(plain(`Plugin "${this.name}" failed health check ${failures}: ${why}`));
       if (failures >= this.#options.healthFailures) {
-        this.#log.error("Plugin {name} failed {failures} health checks; restarting it", {
-          name: this.name,
-          failures,
-        });
+        this.#log.error(
+          plain(`Plugin "${this.name}" failed ${failures} health checks; restarting it`),
+        );
         proc.kill("SIGKILL"); // the exit watcher restarts it
       } else {
         this.#scheduleHealth(client, proc, failures);
@@ -285,10 +279,9 @@ export class PluginInstance {
     this.#lastError = `exited: ${describeExit(exit)}`;
     this.#state = "down";
     if (Date.now() - proc.startedAt >= this.#options.restartResetMs) this.#attempt = 0;
-    this.#log.error("Plugin {name} (pid {pid}) {how}", {
-      name: this.name,
+    this.#log.error(plain(`Plugin "${this.name}" (pid ${proc.pid}) ${describeExit(exit)}`), {
+      plugin: this.name,
       pid: proc.pid,
-      how: describeExit(exit),
     });
     this.#scheduleRestart();
   }
@@ -305,14 +298,15 @@ export class PluginInstance {
     this.#attempt = Math.min(this.#attempt + 1, 30);
     this.#restartAt = Date.now() + wait;
     this.#state = "down";
+    this.#log.warn(plain(`Plugin "${this.name}" restarts in ${wait} ms`), {
+      plugin: this.name,
+      restartInMs: wait,
+    });
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;
       this.#restarts++;
       this.start().catch((err: Error) => {
-        this.#log.error("Plugin {name} did not restart: {error}", {
-          name: this.name,
-          error: err.message,
-        });
+        this.#log.error(plain(`Plugin "${this.name}" did not restart: ${err.message}`));
         this.#scheduleRestart();
       });
     }, wait);
@@ -344,4 +338,9 @@ export class PluginInstance {
     }
     return new PluginUnavailableError(name, message);
   }
+}
+
+/** A message with no LogTape placeholders: its braces are literal. */
+function plain(message: string): string {
+  return message.replaceAll("{", "{{").replaceAll("}", "}}");
 }

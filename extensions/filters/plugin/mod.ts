@@ -156,10 +156,10 @@ function requestFailed(
 ): "continue" | "stop" {
   const error = err instanceof Error ? err.message : String(err);
   if (s.failureMode === "open") {
-    stream.logger.warn("Plugin call failed, going on (failure_mode open): {error}", { error });
+    stream.logger.warn(`Plugin call failed, going on (failure_mode open): ${error}`, { error });
     return "continue";
   }
-  stream.logger.error("Plugin call failed, answering 503: {error}", { error });
+  stream.logger.error(`Plugin call failed, answering 503: ${error}`, { error });
   stream.respond(503, { body: `plugin ${s.plugin} unavailable\n` });
   return "stop";
 }
@@ -189,9 +189,9 @@ async function onResponse(
   } catch (err) {
     const error = err instanceof Error ? err.message : String(err);
     if (s.failureMode === "open") {
-      stream.logger.warn("Plugin call failed, going on (failure_mode open): {error}", { error });
+      stream.logger.warn(`Plugin call failed, going on (failure_mode open): ${error}`, { error });
     } else {
-      stream.logger.error("Plugin call failed, answering 503: {error}", { error });
+      stream.logger.error(`Plugin call failed, answering 503: ${error}`, { error });
       stream.status = 503;
       stream.setBody(`plugin ${s.plugin} unavailable\n`);
     }

@@ -169,13 +169,13 @@ Deno.test("a call past its timeout fails as timed out and the plugin goes on ser
   try {
     await m.start();
     const t0 = Date.now();
-    await assert.rejects(m.call("echo", { type: "sleep:2000" }, { timeoutMs: 200 }), (e) => {
+    await assert.rejects(m.call("echo", { type: "sleep:5000" }, { timeoutMs: 200 }), (e) => {
       assert.ok(e instanceof PluginCallError);
       assert.equal(e.timedOut, true);
       assert.equal(e.message, 'Plugin "echo" call timed out after 200 ms');
       return true;
     });
-    assert.ok(Date.now() - t0 < 1500);
+    assert.ok(Date.now() - t0 < 3000, "the call did not wait for the plugin's answer");
     await assert.rejects(m.call("echo", { type: "fail:no such user" }), /UNKNOWN: no such user/);
     assert.equal((await m.call("echo", { header: { a: "1" } })).header.a, "1");
   } finally {
@@ -186,7 +186,10 @@ Deno.test("a call past its timeout fails as timed out and the plugin goes on ser
 Deno.test("a plugin killed with SIGKILL is back within 1 s and calls in the gap fail fast", async () => {
   const m = manager([pluginConfig("echo", await nodeCommand("echo_plugin.ts"))]);
   try {
+    const t0 = Date.now();
     await m.start();
+    // What one start costs on this machine right now (other tests may load it).
+    const startCost = Date.now() - t0;
     const pid = m.status("echo")!.pid!;
     Deno.kill(pid, "SIGKILL");
     const killedAt = Date.now();
@@ -209,7 +212,10 @@ Deno.test("a plugin killed with SIGKILL is back within 1 s and calls in the gap 
       await new Promise((r) => setTimeout(r, 10));
     }
     assert.ok(back > 0, "the plugin came back");
-    assert.ok(back < 1000, `restarted in ${back} ms`);
+    // Within 1 s on an idle machine: the 100 ms backoff plus one start (which other
+    // tests running beside this one can make slower).
+    const bound = Math.max(1000, 3 * startCost);
+    assert.ok(back < bound, `restarted in ${back} ms (one start took ${startCost} ms)`);
     assert.ok(failures > 0, "calls in the gap failed");
     assert.ok(slowest < 200, `failed calls took at most ${slowest} ms`);
     const status = m.status("echo")!;
@@ -258,25 +264,12 @@ Deno.test("a plugin that keeps dying is restarted with growing delays", async ()
   ]);
   try {
     await m.start();
-    await waitFor(() => m.status("dying")!.restarts >= 4, 15_000, "four restarts");
-    // Down time = the backoff (100, 200, 400, 800 ms) + the start of a new child.
-    const events = records.flatMap((r): ["down" | "up", number][] => {
-      const text = recordText(r);
-      if (text.includes("exited with code 9")) return [["down", r.timestamp]];
-      if (text.startsWith("Plugin dying is up")) return [["up", r.timestamp]];
-      return [];
-    });
-    const downTimes: number[] = [];
-    for (let i = 0; i + 1 < events.length; i++) {
-      const [a, at] = events[i];
-      const [b, bt] = events[i + 1];
-      if (a === "down" && b === "up") downTimes.push(bt - at);
-    }
-    assert.ok(downTimes.length >= 3, `down times: ${downTimes}`);
-    assert.ok(
-      downTimes[3 - 1] - downTimes[0] >= 200,
-      `the third wait is longer than the first by the backoff: ${downTimes}`,
+    await waitFor(() => m.status("dying")!.restarts >= 4, 30_000, "four restarts");
+    // The delays double from 100 ms: the child never stays up long enough to reset them.
+    const delays = records.flatMap((r) =>
+      typeof r.properties.restartInMs === "number" ? [r.properties.restartInMs] : []
     );
+    assert.deepEqual(delays.slice(0, 4), [100, 200, 400, 800]);
     assert.match(m.status("dying")!.lastError ?? "exited: exited with code 9", /code 9/);
   } finally {
     await m.stop();

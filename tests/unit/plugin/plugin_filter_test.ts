@@ -90,11 +90,11 @@ Deno.test("plugin filter: a timeout answers 503 when closed and goes on when ope
     const open = await proxyWith(plugins, { timeout: 100, failure_mode: "open" });
     try {
       const t0 = Date.now();
-      const r1 = await closed.request("/", { headers: { "x-sleep": "1000" } });
+      const r1 = await closed.request("/", { headers: { "x-sleep": "5000" } });
       assert.equal(r1.status, 503);
       assert.equal(await r1.text(), "plugin filter unavailable\n");
-      assert.ok(Date.now() - t0 < 900);
-      const r2 = await open.request("/", { headers: { "x-sleep": "1000" } });
+      assert.ok(Date.now() - t0 < 3000, "the filter did not wait for the plugin's answer");
+      const r2 = await open.request("/", { headers: { "x-sleep": "5000" } });
       assert.equal(r2.status, 200);
       assert.deepEqual(await r2.json(), { added: null, remove: null, body: "" });
     } finally {
@@ -117,7 +117,7 @@ Deno.test("plugin filter: a disabled plugin fails fast and follows failure_mode"
       const r2 = await open.request("/");
       assert.equal(r2.status, 200);
       await r2.body?.cancel();
-      assert.ok(Date.now() - t0 < 500, "no waiting for a disabled plugin");
+      assert.ok(Date.now() - t0 < 2000, "no waiting for a disabled plugin");
     } finally {
       await closed.close();
       await open.close();
