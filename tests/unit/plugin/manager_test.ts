@@ -319,7 +319,7 @@ Deno.test("a plugin whose health checks fail is restarted", async () => {
         const s = m.status("echo")!;
         return s.on && s.pid !== first.pid;
       },
-      5000,
+      15_000,
       "a restart",
     );
     assert.equal(m.status("echo")!.restarts, 1);
