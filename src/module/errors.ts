@@ -99,9 +99,8 @@ export function describeImportFailure(error: unknown, url: string): string {
 
 /** Drops colour codes and the stack lines that point into the sandbox's entry script. */
 export function cleanMessage(message: string): string {
-  return message.replace(ANSI, "").split("\n").filter((line) =>
-    !line.includes("data:application/javascript")
-  ).join("\n").trim();
+  return message.replace(ANSI, "").split("\n").filter((line) => !/^\s*at (blob:|data:)/.test(line))
+    .join("\n").trim();
 }
 
 function firstLine(message: string): string {

@@ -15,16 +15,26 @@
 
 import { sandboxWorkerMain } from "./worker_main.ts";
 
+/** The Worker code as a module, made once per process (see {@linkcode sandboxEntryUrl}). */
+let workerMainUrl: string | undefined;
+
 /**
- * The URL to start a sandbox Worker with.
+ * The URL to start a sandbox Worker with: a short `data:` URL that imports the filter
+ * module and the Worker code. The Worker code sits at a `blob:` URL made once per
+ * process, so the entry stays short in stack traces (Deno prints the whole URL of a
+ * frame) and is the same for the same module, which lets Deno reuse its work on it.
  *
  * @param moduleUrl The URL to import the filter module by (with its version query).
  * @param exportName The factory's export name.
  * @returns A `data:application/javascript` URL.
  */
 export function sandboxEntryUrl(moduleUrl: string, exportName: string): string {
-  const source = `import * as filterModule from ${
-    JSON.stringify(moduleUrl)
-  };\n(${sandboxWorkerMain.toString()})(filterModule, ${JSON.stringify(exportName)});\n`;
+  workerMainUrl ??= URL.createObjectURL(
+    new Blob([`export ${sandboxWorkerMain.toString()}\n`], { type: "application/javascript" }),
+  );
+  const source = `import * as filterModule from ${JSON.stringify(moduleUrl)};
+import { sandboxWorkerMain } from ${JSON.stringify(workerMainUrl)};
+sandboxWorkerMain(filterModule, ${JSON.stringify(exportName)});
+`;
   return `data:application/javascript,${encodeURIComponent(source)}`;
 }
