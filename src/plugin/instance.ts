@@ -306,6 +306,8 @@ export class PluginInstance {
       this.#restartTimer = undefined;
       this.#restarts++;
       this.start().catch((err: Error) => {
+        // Stopped or disabled meanwhile: nothing failed.
+        if (this.#state === "stopped" || this.#state === "disabled") return;
         this.#log.error(plain(`Plugin "${this.name}" did not restart: ${err.message}`));
         this.#scheduleRestart();
       });
