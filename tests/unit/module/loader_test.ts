@@ -4,6 +4,7 @@ import { ModuleLoadError } from "../../../src/module/errors.ts";
 import { digestModule } from "../../../src/module/integrity.ts";
 import { loadFilterModule } from "../../../src/module/loader.ts";
 import { createInProcessProxy } from "../../../src/proxy/in_process.ts";
+// Remote modules that load are tested in remote_test.ts, in a child run with --no-lock.
 import {
   closedPort,
   factoryContext,
@@ -148,11 +149,6 @@ Deno.test("a factory that returns no factory is reported with the module URL", a
   });
 });
 
-Deno.test("an http module from a local server loads and filters", async () => {
-  await using server = serveModules({ "/tag.ts": [200, taggingModule("http")] });
-  assert.equal(await tagOf(`${server.base}/tag.ts`), "http");
-});
-
 Deno.test("an http module answered 404 says so", async () => {
   await using server = serveModules({});
   const error = await loadError(`${server.base}/missing.ts`);
@@ -202,24 +198,6 @@ Deno.test("an integrity mismatch gives the expected and the actual hash", async 
   assert.equal(
     error.reason,
     `integrity mismatch: expected ${expected}, got ${actual} (the module's bytes changed, or the pin is wrong)`,
-  );
-});
-
-Deno.test("a pinned http module is fetched, checked and imported by a versioned URL", async () => {
-  const source = taggingModule("remote-pinned");
-  await using server = serveModules({ "/pinned.ts": [200, source] });
-  const { integrity, hex } = await digestModule(new TextEncoder().encode(source));
-  assert.equal(await tagOf(`${server.base}/pinned.ts`, integrity), "remote-pinned");
-  assert.deepEqual(server.requests, ["/pinned.ts", `/pinned.ts?v=${hex.slice(0, 16)}`]);
-  const wrong = `sha256-${btoa("y".repeat(32))}`;
-  const error = await loadError(`${server.base}/pinned.ts`, { integrity: wrong });
-  assert.match(
-    error.reason,
-    new RegExp(
-      `^integrity mismatch: expected ${wrong.replace(/[+/]/g, "\\$&")}, got ${
-        integrity.replace(/[+/]/g, "\\$&")
-      }`,
-    ),
   );
 });
 
