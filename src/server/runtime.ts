@@ -84,6 +84,7 @@ export class Runtime {
   }
 
   async #build(config: MosaicConfig): Promise<Generation> {
+    const http2Clusters = clustersSpeakingHttp2(config);
     const clusters = new ClusterManager(config.clusters, (host, cluster) => {
       const options = {
         maxRequestPerConn: cluster.maxRequestPerConn,
@@ -92,7 +93,7 @@ export class Runtime {
         maxConnections: cluster.maxConnections,
         maxPendingRequests: cluster.maxPendingRequests,
       };
-      const pool: ConnectionPool = cluster.protocol === "Http2"
+      const pool: ConnectionPool = http2Clusters.has(cluster.name)
         ? new Http2Pool(host, options)
         : new Http1Pool(host, options);
       return pool;
@@ -216,6 +217,28 @@ export class Runtime {
       }
     }
   }
+}
+
+/**
+ * Clusters whose pools speak HTTP/2: those that say `protocol: Http2`, and, as in MOSN,
+ * every cluster routed to by a proxy whose `upstream_protocol` is `Http2`.
+ */
+function clustersSpeakingHttp2(config: MosaicConfig): Set<string> {
+  const names = new Set<string>();
+  for (const cluster of config.clusters.values()) {
+    if (cluster.protocol === "Http2") names.add(cluster.name);
+  }
+  for (const listener of config.listeners) {
+    const network = listener.network;
+    if (network.type !== "proxy" || network.upstreamProtocol !== "Http2") continue;
+    for (const virtualHost of config.routers.get(network.routerConfigName)?.virtualHosts ?? []) {
+      for (const route of virtualHost.routes) {
+        if (route.route?.clusterName !== undefined) names.add(route.route.clusterName);
+        for (const weighted of route.route?.weightedClusters ?? []) names.add(weighted.name);
+      }
+    }
+  }
+  return names;
 }
 
 function sameSocket(a: ListenerConfig, b: ListenerConfig): boolean {

@@ -213,3 +213,55 @@ Deno.test("h2c with prior knowledge is proxied to an HTTP/1.1 upstream", async (
     await upstream.close();
   }
 });
+
+Deno.test("upstream_protocol Http2 speaks h2c to the upstream and keeps gzip bodies intact", async () => {
+  const gzipped = new Uint8Array(
+    await new Response(
+      new Blob(["compressed body"]).stream().pipeThrough(new CompressionStream("gzip")),
+    ).arrayBuffer(),
+  );
+  const upstream = startUpstream((request) =>
+    new Response(gzipped, {
+      headers: {
+        "content-encoding": "gzip",
+        // Over h2 the authority is in the URL and there is no Host header.
+        "x-seen-host": new URL(request.url).host,
+        "x-seen-http2": String(!request.headers.has("host")),
+      },
+    })
+  );
+  const file = await writeConfig(
+    mosaicYaml({ clusters: [{ name: "up", hosts: [upstream.address] }] })
+      .replace(
+        "config: { router_config_name: r }",
+        "config: { router_config_name: r, upstream_protocol: Http2 }",
+      ),
+  );
+  const proxy = await startProxy(file);
+  try {
+    const out = await new Deno.Command("curl", {
+      args: [
+        "-s",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        "accept-encoding: gzip",
+        `http://${proxy.listeners.get("l")}/`,
+      ],
+    }).output();
+    const head = new TextDecoder().decode(out.stdout).toLowerCase();
+    assert.match(head, /content-encoding: gzip/);
+    assert.match(head, new RegExp(`x-seen-host: ${proxy.listeners.get("l")}`));
+    assert.match(head, /x-seen-http2: true/);
+    const raw = await fetch(`http://${proxy.listeners.get("l")}/`, {
+      headers: { "accept-encoding": "gzip" },
+    });
+    assert.equal(raw.headers.get("content-encoding"), "gzip");
+    await raw.body?.cancel();
+  } finally {
+    await proxy.stop();
+    await upstream.close();
+  }
+});
