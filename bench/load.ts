@@ -8,13 +8,20 @@
  * same as JSON to `bench/results/`. Every process it started is stopped before it exits.
  *
  * Environment: `BENCH_DURATION` (default `10s`), `BENCH_WARMUP` (default `2s`),
- * `BENCH_TARGETS` (comma-separated names; default all).
+ * `BENCH_TARGETS` (comma-separated names; default all), `BENCH_ROUNDS` (default 1: with
+ * more, every target is measured once per round and its median round is reported).
  *
  * @module
  */
 
 import { ProcessGroup } from "./load/processes.ts";
-import { formatReport, goals, mosaicRatios, type TargetResult } from "./load/report.ts";
+import {
+  formatReport,
+  goals,
+  medianRound,
+  mosaicRatios,
+  type TargetResult,
+} from "./load/report.ts";
 import {
   type BenchContext,
   type Started,
@@ -146,6 +153,10 @@ export async function main(): Promise<number> {
   durationSeconds(duration);
   durationSeconds(warmup);
   const targets = selectTargets();
+  const rounds = Number(Deno.env.get("BENCH_ROUNDS") ?? "1");
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100) {
+    throw new RangeError(`BENCH_ROUNDS must be a whole number from 1 to 100, got ${rounds}`);
+  }
 
   const processes = new ProcessGroup();
   const dir = await Deno.makeTempDir({ prefix: "mosaic-bench-" });
@@ -173,18 +184,23 @@ export async function main(): Promise<number> {
     );
   }
 
-  const results: TargetResult[] = [];
+  // Rounds go over every target in turn, so a burst of other work hits one round of
+  // several targets rather than every round of one.
+  const outcomes = new Map<string, TargetResult[]>(targets.map((t) => [t.name, []]));
   try {
     const upstream = await startUpstream(context);
-    console.error(`bench: upstream ${upstream.url}; ${duration} per target after ${warmup}`);
-    for (const target of targets) {
-      console.error(`bench: ${target.name} (${target.description})`);
-      const outcome = await measure(context, upstream, target, duration, warmup);
-      if (interrupted) break;
-      if (outcome.error !== undefined) {
-        console.error(`bench: ${target.name} failed`);
+    console.error(
+      `bench: upstream ${upstream.url}; ${duration} per target after ${warmup}, ` +
+        `${rounds} round(s)`,
+    );
+    for (let round = 1; round <= rounds && !interrupted; round++) {
+      for (const target of targets) {
+        console.error(`bench: round ${round}: ${target.name} (${target.description})`);
+        const outcome = await measure(context, upstream, target, duration, warmup);
+        if (interrupted) break;
+        if (outcome.error !== undefined) console.error(`bench: ${target.name} failed`);
+        outcomes.get(target.name)!.push(outcome);
       }
-      results.push(outcome);
     }
   } finally {
     await processes.stopAll();
@@ -194,12 +210,14 @@ export async function main(): Promise<number> {
 
   // The signal handler exits once its cleanup is done; a cut-short run reports nothing.
   if (interrupted) return await new Promise<number>(() => {});
+  const results = targets.map((t) => medianRound(outcomes.get(t.name)!));
   console.log(formatReport(results));
 
   const record = {
     date: new Date().toISOString(),
     duration,
     warmup,
+    rounds,
     wrk: {
       threads: WRK_THREADS,
       connections: WRK_CONNECTIONS,

@@ -8,6 +8,7 @@
 #   BENCH_DURATION=10s   how long wrk measures each target (after a warm-up)
 #   BENCH_WARMUP=2s      the warm-up before each measurement
 #   BENCH_TARGETS=a,b    only these targets (names as printed in the table)
+#   BENCH_ROUNDS=1       rounds over all targets; each target's median round is shown
 #   bash bench/run.sh --install-only   install the tools and stop
 set -euo pipefail
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parseConfig } from "../../src/config/load.ts";
-import { formatReport, goals, mosaicRatios, type TargetResult } from "./report.ts";
+import { formatReport, goals, medianRound, mosaicRatios, type TargetResult } from "./report.ts";
 import { mosaicConfig } from "./servers.ts";
 import { durationSeconds, parseWrkOutput, type WrkResult } from "./wrk.ts";
 
@@ -87,4 +87,19 @@ Deno.test("the bench's Mosaic config loads: no access log, warn level, demo filt
     config.clusters.get("upstream")?.hosts[0].address,
     "127.0.0.1:18081",
   );
+});
+
+Deno.test("medianRound reports the median round, or a failed one", () => {
+  const round = (rps: number): TargetResult => ({
+    target: "nginx",
+    description: "",
+    result: measured(rps, 1),
+  });
+  const three = medianRound([round(30), round(10), round(20)]);
+  assert.equal(three.result?.requestsPerSec, 20);
+  assert.deepEqual(three.rounds, [30, 10, 20]);
+  assert.equal(medianRound([round(30), round(10)]).result?.requestsPerSec, 10);
+  const failed = medianRound([round(30), { target: "nginx", description: "", error: "boom" }]);
+  assert.equal(failed.error, "round 2 of 2: boom");
+  assert.equal(medianRound([round(5)]).rounds, undefined);
 });

@@ -17,6 +17,25 @@ export interface TargetResult {
   result?: WrkResult;
   /** Why the target was not measured. */
   error?: string;
+  /** req/s of every round, in order, when there was more than one. */
+  rounds?: number[];
+}
+
+/**
+ * The round to report of one target's rounds: a failure if any round failed, else the
+ * round with the median req/s (the lower middle one for an even count).
+ */
+export function medianRound(outcomes: TargetResult[]): TargetResult {
+  if (outcomes.length === 0) throw new RangeError("A target needs at least one round");
+  if (outcomes.length === 1) return outcomes[0];
+  const failed = outcomes.findIndex((o) => o.result === undefined);
+  const rounds = outcomes.map((o) => o.result?.requestsPerSec ?? 0);
+  if (failed !== -1) {
+    const first = outcomes[failed];
+    return { ...first, error: `round ${failed + 1} of ${outcomes.length}: ${first.error}`, rounds };
+  }
+  const sorted = [...outcomes].sort((a, b) => a.result!.requestsPerSec - b.result!.requestsPerSec);
+  return { ...sorted[Math.floor((sorted.length - 1) / 2)], rounds };
 }
 
 /** Mosaic's req/s divided by another target's. */
