@@ -67,6 +67,18 @@ export function deniedPermissionFlag(message: string): string | undefined {
 }
 
 /**
+ * Words a denial: Deno's message without its generic advice, then the exact flag.
+ *
+ * @param message Deno's message, `Requires read access to "/f.ts", run again with the --allow-read flag`.
+ * @param flag The flag to add, from {@linkcode deniedPermissionFlag}.
+ * @returns E.g. `Deno denied it (Requires read access to "/f.ts"); run Mosaic with --allow-read=/f.ts`.
+ */
+export function deniedReason(message: string, flag: string): string {
+  const what = firstLine(message).replace(/, run again with the --allow-\w+ flag$/, "");
+  return `Deno denied it (${what}); run Mosaic with ${flag}`;
+}
+
+/**
  * Words why importing `url` failed, from the error `import()` (or a Worker loading the
  * module) raised: a permission Deno denied (with the flag to add), an HTTP status, an
  * unreachable host, a missing file, a syntax error, or an error the module threw while
@@ -80,9 +92,7 @@ export function describeImportFailure(error: unknown, url: string): string {
   const name = error instanceof Error ? error.name : "";
   const message = cleanMessage(error instanceof Error ? error.message : String(error));
   const flag = deniedPermissionFlag(message);
-  if (flag !== undefined) {
-    return `Deno denied it (${firstLine(message)}); run Mosaic with ${flag}`;
-  }
+  if (flag !== undefined) return deniedReason(message, flag);
   const remote = url.startsWith("http:") || url.startsWith("https:");
   if (message.startsWith("Module not found")) {
     return remote ? "the server answered 404 Not Found" : `no such file (${firstLine(message)})`;

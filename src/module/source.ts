@@ -9,7 +9,7 @@
  */
 
 import { fromFileUrl } from "./file_url.ts";
-import { deniedPermissionFlag } from "./errors.ts";
+import { deniedPermissionFlag, deniedReason } from "./errors.ts";
 
 /** How long fetching a remote module's bytes may take. */
 const FETCH_TIMEOUT_MS = 30_000;
@@ -78,6 +78,6 @@ async function fetchRemote(url: string): Promise<Uint8Array<ArrayBuffer>> {
 function permissionAware(error: unknown, fallback: string): string {
   const message = error instanceof Error ? error.message : String(error);
   const flag = deniedPermissionFlag(message);
-  if (flag !== undefined) return `Deno denied it (${message}); run Mosaic with ${flag}`;
+  if (flag !== undefined) return deniedReason(message, flag);
   return fallback === "" ? "" : `${fallback}: ${message}`;
 }

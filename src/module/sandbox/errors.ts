@@ -17,7 +17,15 @@ export class SandboxedFilterError extends Error {
 
   /** Re-raises `remote`. */
   constructor(remote: RemoteError) {
-    super(remote.message);
+    // Deno's advice to "run again with the --allow-… flag" is wrong for a Worker: its
+    // grant comes from the filter's config.
+    super(
+      remote.name === "NotCapable"
+        ? `${
+          remote.message.replace(/, run again with the --allow-\w+ flag$/, "")
+        } (not granted by the filter's sandbox.permissions)`
+        : remote.message,
+    );
     this.name = remote.name;
     this.remoteStack = remote.stack;
   }
