@@ -229,3 +229,57 @@ cluster_manager:
     await serving.catch(() => {});
   }
 });
+
+/** A raw TCP upstream that answers every connection with `reply` and closes. */
+function rawUpstream(reply: string) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        await conn.read(new Uint8Array(65536)).catch(() => null);
+        await conn.write(new TextEncoder().encode(reply)).catch(() => 0);
+        conn.close();
+      })();
+    }
+  })();
+  return {
+    address: `127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    async close() {
+      listener.close();
+      await serving.catch(() => {});
+    },
+  };
+}
+
+Deno.test("garbage or a truncated body from an upstream never takes the proxy down", async () => {
+  const garbage = rawUpstream("NOT HTTP AT ALL\r\n\r\n");
+  const truncated = rawUpstream("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly this");
+  const file = await writeConfig(mosaicYaml({
+    routes: [
+      "- match: { prefix: /garbage }\n  route: { cluster_name: garbage }",
+      "- match: { prefix: / }\n  route: { cluster_name: truncated }",
+    ],
+    clusters: [
+      { name: "garbage", hosts: [garbage.address] },
+      { name: "truncated", hosts: [truncated.address] },
+    ],
+  }));
+  const proxy = await startProxy(file);
+  try {
+    const base = `http://${proxy.listeners.get("l")}`;
+    const bad = await fetch(`${base}/garbage`);
+    assert.equal(bad.status, 502);
+    await bad.body?.cancel();
+    const cut = await fetch(`${base}/cut`);
+    assert.equal(cut.status, 200);
+    await assert.rejects(cut.arrayBuffer(), "the client sees the body fail, not a short body");
+    const again = await fetch(`${base}/garbage`);
+    assert.equal(again.status, 502);
+    await again.body?.cancel();
+    assert.doesNotMatch(proxy.output(), /Uncaught|panicked/);
+  } finally {
+    await proxy.stop();
+    await garbage.close();
+    await truncated.close();
+  }
+});
