@@ -30,6 +30,7 @@ import {
   SHAPE_AFTER_CHOOSE_HOST,
   SHAPE_AFTER_ROUTE,
   SHAPE_BEFORE_ROUTE,
+  SHAPE_DESTROY,
   SHAPE_SENDER,
 } from "./protocol.ts";
 import { SandboxWorker, type SandboxWorkerHost, type SandboxWorkerSpec } from "./worker.ts";
@@ -168,7 +169,7 @@ export class SandboxedFilterFactory implements StreamFilterFactory, SandboxWorke
       host: hostTuple(stream),
     };
     const done = await worker.call(message, stream, this.#timeoutMs);
-    filter.adopt(worker, done);
+    filter.adopt(worker, done, PHASE_BIT[stream.phase]);
     if (done.headers !== undefined) replaceHeaders(stream.headers, done.headers);
     if (done.path !== undefined) stream.path = done.path;
     if (done.body !== undefined) stream.setBody(done.body);
@@ -208,7 +209,7 @@ export class SandboxedFilterFactory implements StreamFilterFactory, SandboxWorke
       host: hostTuple(stream),
     };
     const done = await worker.call(message, stream, this.#timeoutMs);
-    filter.adopt(worker, done);
+    filter.adopt(worker, done, SHAPE_SENDER);
     if (done.rstatus !== undefined) stream.status = done.rstatus;
     if (done.headers !== undefined) replaceHeaders(stream.headers, done.headers);
     if (done.body !== undefined) stream.setBody(done.body);
@@ -328,6 +329,8 @@ export class SandboxedStreamFilter implements ReceiverFilter, SenderFilter {
   #factory: SandboxedFilterFactory;
   /** SHAPE_* bits of where the instances were added; -1 until the first call. */
   #shape = -1;
+  /** True once the Worker forgot the stream by itself (see `settle` in the Worker). */
+  #released = false;
 
   /** Makes the filter of stream `sid`. */
   constructor(factory: SandboxedFilterFactory, sid: number) {
@@ -347,9 +350,9 @@ export class SandboxedStreamFilter implements ReceiverFilter, SenderFilter {
     return this.#factory.send(this, stream);
   }
 
-  /** Ends the stream's instances in the Worker, if it has any. */
+  /** Ends the stream's instances in the Worker, unless it has none or forgot them. */
   onDestroy(): void {
-    if (this.#shape !== -1) this.#factory.destroyStream(this);
+    if (this.#shape !== -1 && !this.#released) this.#factory.destroyStream(this);
   }
 
   /** Fails when the stream's instances were lost with a replaced Worker. */
@@ -361,11 +364,19 @@ export class SandboxedStreamFilter implements ReceiverFilter, SenderFilter {
     }
   }
 
-  /** Records where the stream's instances were made, from their first call's answer. */
-  adopt(worker: SandboxWorker, done: DoneMessage): void {
-    if (done.shape === undefined) return;
-    this.#shape = done.shape;
-    this.generation = worker.generation;
+  /**
+   * Records where the stream's instances were made (from their first call's answer), and
+   * whether the call of `bit` was their last one, after which the Worker forgets a stream
+   * without `onDestroy`.
+   */
+  adopt(worker: SandboxWorker, done: DoneMessage, bit: number): void {
+    if (done.shape !== undefined) {
+      this.#shape = done.shape;
+      this.generation = worker.generation;
+    }
+    if ((this.#shape & SHAPE_DESTROY) !== 0) return;
+    const calls = this.#shape & 15;
+    if (calls === 0 || bit === 1 << (31 - Math.clz32(calls))) this.#released = true;
   }
 }
 

@@ -18,6 +18,8 @@ export const SHAPE_AFTER_ROUTE = 2;
 export const SHAPE_AFTER_CHOOSE_HOST = 4;
 /** The stream has a sender. */
 export const SHAPE_SENDER = 8;
+/** Some instance of the stream has `onDestroy`: the host must send `destroy`. */
+export const SHAPE_DESTROY = 16;
 
 /** An error thrown in the Worker, as far as it survives the trip. */
 export interface RemoteError {

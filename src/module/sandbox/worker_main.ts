@@ -56,15 +56,43 @@ export function sandboxWorkerMain(namespace: Record<string, unknown>, exportName
     after_choose_host: 4,
   };
   const SHAPE_SENDER = 8;
+  const SHAPE_DESTROY = 16;
   const encoder = new TextEncoder();
   const scope = globalThis as unknown as {
-    postMessage(message: WorkerMessage, transfer?: Transferable[]): void;
-    onmessage: ((event: MessageEvent<HostMessage>) => void) | null;
+    postMessage(message: WorkerMessage[], transfer?: Transferable[]): void;
+    onmessage: ((event: MessageEvent<HostMessage[]>) => void) | null;
     addEventListener(type: string, listener: (event: Event) => void): void;
   };
 
+  // Everything posted in one turn goes in one message (see the host's `#post`).
+  let outbox: WorkerMessage[] = [];
+
   function post(message: WorkerMessage): void {
-    scope.postMessage(message);
+    if (outbox.push(message) === 1) queueMicrotask(flush);
+  }
+
+  function flush(): void {
+    const batch = outbox;
+    outbox = [];
+    try {
+      scope.postMessage(batch);
+    } catch {
+      for (const message of batch) postAlone(message);
+    }
+  }
+
+  /** Posts one message of a batch that could not be copied as a whole. */
+  function postAlone(message: WorkerMessage): void {
+    try {
+      scope.postMessage([message]);
+    } catch (error) {
+      // A value the filter put in metadata or a log line's properties cannot be copied.
+      if (message.t === "done") {
+        scope.postMessage([{ t: "failed", id: message.id, error: remoteError(error) }]);
+      } else if (message.t === "log" && message.properties !== undefined) {
+        scope.postMessage([{ ...message, properties: undefined }]);
+      } else throw error;
+    }
   }
 
   function remoteError(error: unknown): RemoteError {
@@ -101,11 +129,7 @@ export function sandboxWorkerMain(namespace: Record<string, unknown>, exportName
     message: string,
     properties: Record<string, unknown> | undefined,
   ): void {
-    try {
-      post({ t: "log", level, message: String(message), properties });
-    } catch {
-      post({ t: "log", level, message: String(message), properties: undefined });
-    }
+    post({ t: "log", level, message: String(message), properties });
   }
 
   const logger: FilterLogger = {
@@ -365,8 +389,20 @@ export function sandboxWorkerMain(namespace: Record<string, unknown>, exportName
     };
     factory.createFilterChain(chain);
     adding = false;
+    if (instances.destroyable.length > 0) instances.shape |= SHAPE_DESTROY;
     streams.set(sid, instances);
     return { instances, fresh: true };
+  }
+
+  /**
+   * Forgets a stream after its last call when it has nothing to destroy: the host then
+   * sends no `destroy` (one message less per request). Streams that end early, or whose
+   * last call failed, are destroyed by the host.
+   */
+  function settle(sid: number, instances: Instances, bit: number): void {
+    if ((instances.shape & SHAPE_DESTROY) !== 0) return;
+    const calls = instances.shape & 15;
+    if (calls === 0 || bit === 1 << (31 - Math.clz32(calls))) streams.delete(sid);
   }
 
   async function receive(message: ReceiveMessage): Promise<void> {
@@ -387,6 +423,7 @@ export function sandboxWorkerMain(namespace: Record<string, unknown>, exportName
     if (stream.local !== undefined) done.respond = stream.local;
     const meta = finalDiff(stream.metadata);
     if (meta !== undefined) done.meta = meta;
+    settle(message.sid, instances, SHAPE[message.phase]);
     post(done);
   }
 
@@ -406,6 +443,7 @@ export function sandboxWorkerMain(namespace: Record<string, unknown>, exportName
     if (stream.content.replaced !== undefined) done.body = stream.content.replaced;
     const meta = finalDiff(stream.metadata);
     if (meta !== undefined) done.meta = meta;
+    settle(message.sid, instances, SHAPE_SENDER);
     post(done);
   }
 
@@ -468,7 +506,10 @@ export function sandboxWorkerMain(namespace: Record<string, unknown>, exportName
   }
 
   scope.onmessage = (event) => {
-    const message = event.data;
+    for (const message of event.data) handle(message);
+  };
+
+  function handle(message: HostMessage): void {
     switch (message.t) {
       case "receive":
         receive(message).catch((error) => fail(message.id, error));
@@ -505,7 +546,7 @@ export function sandboxWorkerMain(namespace: Record<string, unknown>, exportName
         break;
       }
     }
-  };
+  }
 
   const exported = namespace[exportName];
   post({ t: "loaded", exports: Object.keys(namespace), kind: typeof exported });

@@ -260,3 +260,38 @@ Deno.test("a sandboxed module that evaluates a denied operation fails to load", 
   assert.match(error.reason, /Requires env access to "HOME"/);
   assert.match(error.reason, /run Mosaic with --allow-env=HOME$/);
 });
+
+Deno.test("a sandboxed stream keeps its instances from the first call to its last", async () => {
+  await using dir = await tempDir();
+  // Per-stream state shared by a receiver and a sender, and no onDestroy: the Worker
+  // forgets the stream only after its sender ran.
+  const url = await writeModule(
+    dir.path,
+    "stateful.js",
+    `export function createStreamFilterFactory() {
+  return { createFilterChain(chain) {
+    let seen = "";
+    chain.addReceiver({ onReceive(s) { seen = s.headers.get("x-id"); return "continue"; } }, "before_route");
+    chain.addReceiver({ onReceive(s) { s.headers.set("x-after-route", seen); return "continue"; } }, "after_route");
+    chain.addSender({ append(s) { s.headers.set("x-seen", seen); return "continue"; } });
+  } };
+}
+`,
+  );
+  const proxy = await createInProcessProxy({
+    streamFilters: [{ type: "module", name: "stateful", module: url, sandbox: sandbox() }],
+    resolveModule: loadFilterModule,
+    upstream: (request) => new Response(request.headers.get("x-after-route")),
+  });
+  try {
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => proxy.request("/", { headers: { "x-id": `${i}` } })),
+    );
+    for (const [i, response] of responses.entries()) {
+      assert.equal(response.headers.get("x-seen"), `${i}`);
+      assert.equal(await response.text(), `${i}`);
+    }
+  } finally {
+    await proxy.close();
+  }
+});

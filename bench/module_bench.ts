@@ -1,0 +1,178 @@
+/**
+ * What loading a filter by URL and sandboxing it cost.
+ *
+ * ```sh
+ * deno bench --allow-all bench/module_bench.ts      # per request, in process (no sockets)
+ * deno run --allow-all bench/module_bench.ts load   # medians at 50 connections (wrk, nginx)
+ * ```
+ *
+ * `deno bench` sends whole requests through the in-process proxy (no sockets) with the
+ * same filter two ways: the built-in `demo` and `examples/so_filter/auth_filter.ts` (the
+ * same logic) loaded by URL. They should cost the same: both end up as the same kind of
+ * function call. A timed loop after the benches then prints the median latency of each,
+ * and of that module in a Worker sandbox, the ways taking turns request by request; the
+ * sandbox adds one message round trip per request (its filter has one receiver, no
+ * sender).
+ *
+ * `load` starts nginx as the upstream and Mosaic three times (`demo`, the module, the
+ * sandboxed module), measures each with wrk (2 threads, 50 connections, like
+ * `deno task bench`) and prints the median latencies and what the sandbox adds to the
+ * median (target: at most 150 µs). It needs `wrk` and `nginx` (`bash bench/run.sh
+ * --install-only` installs them).
+ *
+ * @module
+ */
+
+import { createStreamFilterFactory as createDemo } from "../extensions/filters/demo/mod.ts";
+import { isKnownFilterType, registerStreamFilter } from "../src/filter/registry.ts";
+import { configureLogging } from "../src/log/logger.ts";
+import { loadFilterModule } from "../src/module/loader.ts";
+import {
+  createInProcessProxy,
+  type InProcessFilter,
+  type InProcessProxy,
+} from "../src/proxy/in_process.ts";
+import { ProcessGroup } from "./load/processes.ts";
+import { startMosaic, startUpstream } from "./load/servers.ts";
+import { runWrk } from "./load/wrk.ts";
+
+const AUTH_FILTER = new URL("../examples/so_filter/auth_filter.ts", import.meta.url).href;
+const CONFIG = { User: "admin" };
+const HEADERS = { user: "admin" };
+
+const SANDBOXED = "module by URL in a Worker sandbox";
+const FILTERS: Record<string, InProcessFilter> = {
+  "built-in demo": { type: "demo", config: CONFIG },
+  "module by URL (in process)": { type: "module", module: AUTH_FILTER, config: CONFIG },
+  [SANDBOXED]: {
+    type: "module",
+    module: AUTH_FILTER,
+    config: CONFIG,
+    sandbox: { isolation: "worker", permissions: {}, timeoutMs: 1000 },
+  },
+};
+
+function proxyWith(filter: InProcessFilter | undefined): Promise<InProcessProxy> {
+  return createInProcessProxy({
+    streamFilters: filter === undefined ? [] : [filter],
+    resolveModule: loadFilterModule,
+    upstream: () => new Response("ok"),
+  });
+}
+
+async function send(proxy: InProcessProxy): Promise<void> {
+  const response = await proxy.request("/", { headers: HEADERS });
+  if (response.status !== 200) throw new Error(`Expected 200, got ${response.status}`);
+  await response.arrayBuffer();
+}
+
+/**
+ * Median latency of each proxy over `rounds` requests, in microseconds. The proxies take
+ * turns request by request, so load from other work on the machine hits all alike.
+ */
+async function interleavedMedians(
+  proxies: Map<string, InProcessProxy>,
+  rounds: number,
+): Promise<Map<string, number>> {
+  const times = new Map([...proxies.keys()].map((name) => [name, [] as number[]]));
+  for (let i = 0; i < rounds; i++) {
+    for (const [name, proxy] of proxies) {
+      const start = performance.now();
+      await send(proxy);
+      times.get(name)!.push((performance.now() - start) * 1000);
+    }
+  }
+  return new Map(
+    [...times].map(([name, list]) => [name, list.sort((a, b) => a - b)[list.length >> 1]]),
+  );
+}
+
+async function benches(): Promise<void> {
+  // A failing filter answers 500 and says why here.
+  configureLogging("warning", "stderr");
+  if (!isKnownFilterType("demo")) registerStreamFilter("demo", createDemo);
+  const none = await proxyWith(undefined);
+  const proxies = new Map<string, InProcessProxy>();
+  for (const [name, filter] of Object.entries(FILTERS)) {
+    proxies.set(name, await proxyWith(filter));
+  }
+  Deno.bench("no filter", { group: "module", baseline: true }, () => send(none));
+  for (const [name, proxy] of proxies) {
+    // deno bench's per-iteration times of the Worker round trip came out below the bare
+    // postMessage round trip on our machine: only the interleaved median is reported.
+    if (name !== SANDBOXED) Deno.bench(name, { group: "module" }, () => send(proxy));
+  }
+
+  // deno bench reports means and percentiles from p75 up; the target is on the median.
+  let printed = false;
+  Deno.bench({
+    name: "median per request, 3000 interleaved rounds (printed)",
+    group: "median",
+    n: 1,
+    warmup: 0,
+    async fn() {
+      if (printed) return; // deno bench may call a function more than once
+      printed = true;
+      const all = new Map([["no filter", none], ...proxies]);
+      await interleavedMedians(all, 300); // warm-up
+      const medians = await interleavedMedians(all, 3000);
+      const lines = [...medians].map(([name, us]) => `  ${name.padEnd(36)} ${us.toFixed(1)} µs`);
+      const added = medians.get(SANDBOXED)! -
+        medians.get("module by URL (in process)")!;
+      lines.push(
+        `  the sandbox adds to the median: ${added.toFixed(1)} µs (target: at most 150 µs)`,
+      );
+      console.log(`\nmedian latency, in process:\n${lines.join("\n")}`);
+    },
+  });
+}
+
+async function load(): Promise<void> {
+  const processes = new ProcessGroup();
+  const dir = await Deno.makeTempDir({ prefix: "mosaic-module-bench-" });
+  const root = new URL("../", import.meta.url).pathname;
+  const context = { processes, dir, root };
+  const duration = Deno.env.get("BENCH_DURATION") ?? "10s";
+  const warmup = Deno.env.get("BENCH_WARMUP") ?? "2s";
+  const modulePath = new URL(AUTH_FILTER).pathname;
+  const targets: [string, unknown[]][] = [
+    ["demo", [{ type: "demo", config: CONFIG }]],
+    ["module", [{ type: "module", module: modulePath, config: CONFIG }]],
+    ["sandboxed", [{ type: "module", module: modulePath, config: CONFIG, sandbox: {} }]],
+  ];
+  try {
+    const upstream = await startUpstream(context);
+    const rows: string[] = [];
+    const p50 = new Map<string, number>();
+    for (const [name, filters] of targets) {
+      const mosaic = await startMosaic(context, `mosaic-${name}`, upstream.url, filters);
+      await runWrk(processes, root, mosaic.url, warmup);
+      const result = await runWrk(processes, root, mosaic.url, duration);
+      await processes.stop(mosaic.child);
+      p50.set(name, result.p50Ms);
+      rows.push(
+        `| ${name} | ${Math.round(result.requestsPerSec)} | ${result.p50Ms.toFixed(2)} | ${
+          result.p99Ms.toFixed(2)
+        } | ${result.non2xx + result.socketErrors} |`,
+      );
+    }
+    const added = (p50.get("sandboxed")! - p50.get("module")!) * 1000;
+    console.log(
+      [
+        `wrk -t2 -c50 -d${duration}, Mosaic in front of nginx (return 200), filter config User: admin`,
+        "",
+        "| filter | req/s | p50 ms | p99 ms | errors |",
+        "| --- | --- | --- | --- | --- |",
+        ...rows,
+        "",
+        `The sandbox adds ${added.toFixed(0)} µs to the median (target: at most 150 µs).`,
+      ].join("\n"),
+    );
+  } finally {
+    await processes.stopAll();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (Deno.args[0] === "load") await load();
+else await benches();
