@@ -9,7 +9,7 @@
  * @module
  */
 
-import { BUILTIN_STREAM_FILTERS } from "./extensions/builtin.ts";
+import { BUILTIN_CERTIFICATE_PROVIDERS, BUILTIN_STREAM_FILTERS } from "./extensions/builtin.ts";
 import { loadConfig } from "./src/config/load.ts";
 import { narrowestPermissionFlags } from "./src/config/permissions.ts";
 import type { MosaicConfig } from "./src/config/types.ts";
@@ -21,6 +21,7 @@ import {
 import { configureLogging, logger } from "./src/log/logger.ts";
 import { loadFilterModule } from "./src/module/loader.ts";
 import { Runtime } from "./src/server/runtime.ts";
+import { registerCertificateProvider } from "./src/tls/providers.ts";
 import type { PluginCaller } from "./src/filter/api.ts";
 import { AdminServer } from "./src/admin/server.ts";
 import { PLUGIN_ADMIN_PATH, type PluginAdmin, pluginAdminHandler } from "./src/admin/plugin.ts";
@@ -31,6 +32,9 @@ const USAGE = `Usage:
 `;
 
 for (const [name, create] of BUILTIN_STREAM_FILTERS) registerStreamFilter(name, create);
+for (const [name, create] of BUILTIN_CERTIFICATE_PROVIDERS) {
+  registerCertificateProvider(name, create);
+}
 
 /** Runs the command line; returns the exit code. */
 export async function main(args: string[]): Promise<number> {

@@ -5,7 +5,9 @@
  * @module
  */
 
-import type { CreateStreamFilterFactory } from "../mod.ts";
+import type { CertificateProviderFactory, CreateStreamFilterFactory } from "../mod.ts";
+import { createCertificateProvider as fileProvider } from "./cert_providers/file/mod.ts";
+import { createCertificateProvider as pluginProvider } from "./cert_providers/plugin/mod.ts";
 import { createStreamFilterFactory as demo } from "./filters/demo/mod.ts";
 import { createStreamFilterFactory as fault } from "./filters/fault/mod.ts";
 import { createStreamFilterFactory as ipAccess } from "./filters/ip_access/mod.ts";
@@ -19,4 +21,12 @@ export const BUILTIN_STREAM_FILTERS: ReadonlyArray<readonly [string, CreateStrea
   ["ip_access", ipAccess],
   ["payload_limit", payloadLimit],
   ["plugin", plugin],
+];
+
+/** Built-in certificate providers by the `tls_context.type` name that chooses them. */
+export const BUILTIN_CERTIFICATE_PROVIDERS: ReadonlyArray<
+  readonly [string, CertificateProviderFactory]
+> = [
+  ["file", fileProvider],
+  ["plugin", pluginProvider],
 ];

@@ -25,6 +25,7 @@ export class HttpListener {
   context: ListenerContext;
   #server: Deno.HttpServer<Deno.NetAddr>;
   #inFlight = 0;
+  #retiring = false;
 
   /** Starts listening at once; throws if the address cannot be bound. */
   constructor(options: HttpListenerOptions, context: ListenerContext) {
@@ -48,19 +49,30 @@ export class HttpListener {
     }, (request, info) => {
       this.#inFlight++;
       const done = () => this.#inFlight--;
+      const protocol = protocolOf(request);
       const response = handleStream(this.context, request, {
         remoteAddr: info.remoteAddr,
-        protocol: protocolOf(request),
+        protocol,
         completed: info.completed,
       });
       response.then(done, done);
-      return response;
+      return this.#retiring && protocol === "HTTP/1.1" ? response.then(closeConnection) : response;
     });
   }
 
   /** The bound address (useful with port 0). */
   get addr(): Deno.NetAddr {
     return this.#server.addr;
+  }
+
+  /**
+   * Asks HTTP/1.1 clients to leave before {@linkcode shutdown}: from now on every response
+   * says `Connection: close`, so a busy keep-alive client reconnects (to the successor a
+   * certificate rotation bound to the same port) rather than having its next request cut
+   * off by the shutdown. HTTP/2 clients get a GOAWAY at shutdown, which they retry after.
+   */
+  retire(): void {
+    this.#retiring = true;
   }
 
   /** Requests being handled now. */
@@ -79,5 +91,17 @@ export class HttpListener {
     });
     await Promise.race([this.#server.shutdown(), timeout]);
     clearTimeout(timer);
+  }
+}
+
+function closeConnection(response: Response): Response {
+  try {
+    response.headers.set("connection", "close");
+    return response;
+  } catch {
+    // Immutable headers (a response made elsewhere): copy them.
+    const headers = new Headers(response.headers);
+    headers.set("connection", "close");
+    return new Response(response.body, { status: response.status, headers });
   }
 }

@@ -19,6 +19,15 @@ import { Http2Pool } from "../upstream/http2_pool.ts";
 import type { ConnectionPool } from "../upstream/types.ts";
 import { HttpListener } from "./http_listener.ts";
 import { type TcpProxyContext, TcpProxyListener } from "./tcp_proxy.ts";
+import { TlsHttpListener } from "./tls_listener.ts";
+import {
+  type ClusterTls,
+  type ListenerTls,
+  prepareClusterTls,
+  prepareListenerTls,
+  startTlsListener,
+  updateTlsListener,
+} from "./tls_setup.ts";
 
 /** What the runtime needs besides the config. */
 export interface RuntimeOptions {
@@ -26,13 +35,15 @@ export interface RuntimeOptions {
   resolveModule: ModuleResolver;
 }
 
-type Listener = HttpListener | TcpProxyListener;
+type Listener = HttpListener | TcpProxyListener | TlsHttpListener;
 
 /** One config's worth of built parts. */
 interface Generation {
   config: MosaicConfig;
   clusters: ClusterManager;
   contexts: Map<string, ListenerContext | TcpProxyContext>;
+  /** TLS of the listeners that have it, by listener name. */
+  tls: Map<string, ListenerTls>;
   writers: AccessLogWriter[];
   factories: { destroy?(): void | Promise<void> }[];
 }
@@ -50,7 +61,7 @@ export class Runtime {
     const runtime = new Runtime(options);
     const generation = await runtime.#build(config);
     try {
-      runtime.#activate(generation);
+      await runtime.#activate(generation);
     } catch (error) {
       await runtime.shutdown(0);
       throw error;
@@ -70,7 +81,7 @@ export class Runtime {
   async reload(config: MosaicConfig): Promise<void> {
     const next = await this.#build(config);
     const previous = this.#current;
-    this.#activate(next);
+    await this.#activate(next);
     if (previous !== undefined) this.#retire(previous, config.drainTimeoutMs);
   }
 
@@ -85,6 +96,13 @@ export class Runtime {
 
   async #build(config: MosaicConfig): Promise<Generation> {
     const http2Clusters = clustersSpeakingHttp2(config);
+    const tlsContext = { plugins: this.options.plugins, configFile: config.file };
+    const clusterTls = new Map<string, ClusterTls>();
+    for (const cluster of config.clusters.values()) {
+      if (cluster.tls === undefined) continue;
+      const protocol = http2Clusters.has(cluster.name) ? "Http2" : "Http1";
+      clusterTls.set(cluster.name, await prepareClusterTls(cluster, protocol, tlsContext));
+    }
     const clusters = new ClusterManager(config.clusters, (host, cluster) => {
       const options = {
         maxRequestPerConn: cluster.maxRequestPerConn,
@@ -93,21 +111,35 @@ export class Runtime {
         maxConnections: cluster.maxConnections,
         maxPendingRequests: cluster.maxPendingRequests,
       };
+      const tls = clusterTls.get(cluster.name);
       const pool: ConnectionPool = http2Clusters.has(cluster.name)
-        ? new Http2Pool(host, options)
-        : new Http1Pool(host, options);
+        ? new Http2Pool(host, options, tls?.protocol === "Http2" ? tls.options : undefined)
+        : new Http1Pool(host, options, tls?.protocol === "Http1" ? tls.connect : undefined);
       return pool;
     });
     const generation: Generation = {
       config,
       clusters,
       contexts: new Map(),
+      tls: new Map(),
       writers: [],
       factories: [],
     };
     try {
       const writers = new Map<string, AccessLogWriter>();
       for (const listener of config.listeners) {
+        if (listener.tls !== undefined) {
+          const running = this.#listeners.get(listener.name);
+          const tls = await prepareListenerTls(
+            listener,
+            tlsContext,
+            running?.listener instanceof TlsHttpListener
+              ? { tls: running.config.tls!, material: running.listener.material }
+              : undefined,
+            logger("listener", listener.name),
+          );
+          generation.tls.set(listener.name, tls);
+        }
         generation.contexts.set(
           listener.name,
           await this.#buildContext(config, listener, generation, writers),
@@ -172,10 +204,15 @@ export class Runtime {
   }
 
   /** Points every listener at the new generation; opens new ones, closes dropped ones. */
-  #activate(next: Generation): void {
+  async #activate(next: Generation): Promise<void> {
+    const drainTimeoutMs = next.config.drainTimeoutMs;
     for (const [name, running] of this.#listeners) {
       const config = next.config.listeners.find((l) => l.name === name);
-      if (config === undefined || !sameSocket(config, running.config)) {
+      const tlsMode = next.tls.get(name)?.choice.mode;
+      if (
+        config === undefined || !sameSocket(config, running.config) ||
+        (running.listener instanceof TlsHttpListener && running.listener.mode !== tlsMode)
+      ) {
         this.#listeners.delete(name);
         running.listener.shutdown(next.config.drainTimeoutMs).catch(() => {});
       }
@@ -183,13 +220,19 @@ export class Runtime {
     for (const config of next.config.listeners) {
       const context = next.contexts.get(config.name)!;
       const running = this.#listeners.get(config.name);
+      const tls = next.tls.get(config.name);
       if (running !== undefined) {
         running.listener.context = context as ListenerContext & TcpProxyContext;
         running.config = config;
+        if (tls !== undefined && running.listener instanceof TlsHttpListener) {
+          await updateTlsListener(running.listener, tls, drainTimeoutMs);
+        }
         continue;
       }
       const listener = config.network.type === "tcp_proxy"
         ? new TcpProxyListener(config, context as TcpProxyContext)
+        : tls !== undefined
+        ? await startTlsListener(config, tls, context as ListenerContext, drainTimeoutMs)
         : new HttpListener(
           { hostname: config.hostname, port: config.port },
           context as ListenerContext,

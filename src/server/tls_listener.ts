@@ -1,0 +1,373 @@
+/**
+ * An HTTPS listener: a filter chain's `tls_context` served one of two ways, chosen per
+ * listener by {@linkcode chooseTlsServeMode}.
+ *
+ * - `direct`: `Deno.serve` with the certificate and key, the fast path. Deno binds the
+ *   certificate to the listening socket, so new material means a new socket: with
+ *   `--unstable-net` a second `Deno.serve` is bound to the same port (`reusePort`) and
+ *   the old one drains. That refuses no connection, but the old server's graceful
+ *   shutdown closes its keep-alive connections after their current response, and a
+ *   client that already sent its next request on one sees it fail (wrk: ~1 read error
+ *   per open connection per swap). Plain text sent to the port gets a TLS alert; Deno
+ *   reports nothing, so nothing is logged.
+ * - `bridge`: `node:tls` in front of a loopback `Deno.serve` (`src/tls/bridge.ts`). New
+ *   material replaces the TLS context in place: the socket never changes, open
+ *   connections keep going, no request fails. It also verifies client certificates and
+ *   logs one line per failed handshake (plain text included). It costs throughput: see
+ *   `bench/tls_bench.sh` and the numbers in its README section.
+ *
+ * @module
+ */
+
+import type { TlsContextConfig } from "../config/types.ts";
+import type { TlsMaterial } from "../filter/api.ts";
+import type { ListenerContext } from "../proxy/stream.ts";
+import { handleStream } from "../proxy/stream.ts";
+import { serveTlsBridge, type TlsBridgeServer } from "../tls/bridge.ts";
+import { reasonOf } from "../tls/errors.ts";
+import type { BoundCertificateProvider } from "../tls/material.ts";
+import { MaterialRefresher } from "../tls/refresh.ts";
+import { checkServerTlsSupported } from "../tls/server.ts";
+import { HttpListener } from "./http_listener.ts";
+
+/** How a TLS listener is served: `Deno.serve` itself, or the `node:tls` bridge. */
+export type TlsServeMode = "direct" | "bridge";
+
+/** Why a listener is served the way it is, for the start-up log line. */
+export interface TlsServeChoice {
+  /** The way chosen. */
+  mode: TlsServeMode;
+  /** Why, in a few words. */
+  reason: string;
+}
+
+/** Which way the operator asks TLS listeners to be served. */
+export type TlsServePreference = "auto" | TlsServeMode;
+
+/**
+ * Chooses how to serve a TLS listener.
+ *
+ * With `auto`: the bridge when `Deno.serve` cannot do what the listener needs, which is
+ * - verifying client certificates (`require_client_cert`);
+ * - taking a refreshed certificate at any moment under load without failing a request
+ *   (a provider that refreshes on its own, `refreshAfterMs`);
+ * - taking a new certificate on SIGHUP at all: rebinding needs `reusePort`, which needs
+ *   `--unstable-net` (`canRebind` false).
+ * Otherwise `Deno.serve`, whose certificate changes on SIGHUP by a graceful rebind (see the
+ * module documentation for its one residual risk).
+ *
+ * `direct` asks for `Deno.serve` whenever it can serve the listener at all (not with
+ * client certificates); `bridge` asks for the bridge always.
+ *
+ * @param tls The listener's `tls_context`.
+ * @param material The material fetched at start-up.
+ * @param options `preference` (default `auto`) and whether the process can rebind a port.
+ * @returns The way and the reason.
+ */
+export function chooseTlsServeMode(
+  tls: TlsContextConfig,
+  material: TlsMaterial,
+  options: { preference?: TlsServePreference; canRebind?: boolean } = {},
+): TlsServeChoice {
+  const preference = options.preference ?? "auto";
+  const canRebind = options.canRebind ?? canReusePort();
+  if (tls.requireClientCert) {
+    return { mode: "bridge", reason: "require_client_cert needs node:tls" };
+  }
+  if (preference !== "auto") return { mode: preference, reason: `${ENV_PREFERENCE}=${preference}` };
+  if (material.refreshAfterMs !== undefined) {
+    return {
+      mode: "bridge",
+      reason: `the "${tls.type}" provider refreshes every ${material.refreshAfterMs} ms`,
+    };
+  }
+  if (!canRebind) {
+    return {
+      mode: "bridge",
+      reason: "without --unstable-net Deno.serve could not take a new certificate on SIGHUP",
+    };
+  }
+  return { mode: "direct", reason: "certificate changes on SIGHUP only; rebinds with reusePort" };
+}
+
+/** The environment variable that overrides `auto`: `direct` or `bridge`. */
+export const ENV_PREFERENCE = "MOSAIC_TLS_SERVE";
+
+/**
+ * The operator's preference from {@linkcode ENV_PREFERENCE}; `auto` when it is unset,
+ * unreadable (no `--allow-env` for it) or not a known value.
+ *
+ * @returns The preference.
+ */
+export function servePreferenceFromEnv(): TlsServePreference {
+  const granted = Deno.permissions.querySync({ name: "env", variable: ENV_PREFERENCE });
+  if (granted.state !== "granted") return "auto";
+  const value = Deno.env.get(ENV_PREFERENCE);
+  return value === "direct" || value === "bridge" ? value : "auto";
+}
+
+/** True when this process may bind with `reusePort` (it runs with `--unstable-net`). */
+export function canReusePort(): boolean {
+  // Deno 2.9.6 exits the process (code 70) on `reusePort` without the flag, rather than
+  // throwing; `Deno.listenDatagram` exists only under the same flag, so it tells.
+  return typeof (Deno as unknown as Record<string, unknown>).listenDatagram === "function";
+}
+
+/** Options of {@linkcode TlsHttpListener.start}. */
+export interface TlsHttpListenerOptions {
+  hostname: string;
+  port: number;
+  /** The listener's `tls_context`. */
+  tls: TlsContextConfig;
+  /** Certificate, key and (for client certificates) CA. */
+  material: TlsMaterial;
+  /** How to serve; {@linkcode chooseTlsServeMode} picks it. */
+  mode: TlsServeMode;
+}
+
+/** A running HTTPS listener, with the surface of {@linkcode HttpListener}. */
+export class TlsHttpListener {
+  /** How this listener is served. */
+  readonly mode: TlsServeMode;
+  #context: ListenerContext;
+  #options: TlsHttpListenerOptions;
+  #material: TlsMaterial;
+  #direct: HttpListener | undefined;
+  #bridge: TlsBridgeServer | undefined;
+  #addr: Deno.NetAddr;
+  #bridgeInFlight = 0;
+  /** Direct servers replaced by a rotation and still draining. */
+  #draining = new Set<Promise<void>>();
+  #rotating: Promise<void> = Promise.resolve();
+  #drainTimeoutMs = 30_000;
+  #refresher: MaterialRefresher | undefined;
+
+  private constructor(
+    options: TlsHttpListenerOptions,
+    context: ListenerContext,
+    direct: HttpListener | undefined,
+    bridge: TlsBridgeServer | undefined,
+  ) {
+    this.mode = options.mode;
+    this.#options = options;
+    this.#material = options.material;
+    this.#context = context;
+    this.#direct = direct;
+    this.#bridge = bridge;
+    this.#addr = (direct?.addr ?? bridge?.addr)!;
+  }
+
+  /**
+   * Binds and starts serving.
+   *
+   * @param options Where to listen, the `tls_context`, its material and the mode.
+   * @param context What requests are handled with.
+   * @returns The listener, once it listens.
+   * @throws {ConfigError} when the `tls_context` asks for what the mode cannot do.
+   * @throws {Error} when the address cannot be bound or the material is unusable.
+   */
+  static async start(
+    options: TlsHttpListenerOptions,
+    context: ListenerContext,
+  ): Promise<TlsHttpListener> {
+    if (options.mode === "direct") {
+      checkServerTlsSupported(options.tls);
+      const direct = openDirect(options, options.port, options.material, context);
+      return new TlsHttpListener(options, context, direct, undefined);
+    }
+    // The bridge's handler reads the listener's context at request time, so a reload that
+    // swaps it takes effect for new requests; `holder` is filled in right below.
+    const holder: { listener?: TlsHttpListener } = {};
+    const bridge = await serveTlsBridge({
+      hostname: options.hostname,
+      port: options.port,
+      tls: options.tls,
+      material: options.material,
+      onTlsError: (failure) => {
+        const ctx = holder.listener?.context ?? context;
+        ctx.logger.warn("TLS handshake from {client} failed on listener {listener}: {reason}", {
+          client: `${failure.remoteAddr.hostname}:${failure.remoteAddr.port}`,
+          listener: ctx.name,
+          reason: failure.reason,
+        });
+      },
+    }, (request, info) => holder.listener!.#serveBridged(request, info));
+    holder.listener = new TlsHttpListener(options, context, undefined, bridge);
+    return holder.listener;
+  }
+
+  /** What new requests are handled with. */
+  get context(): ListenerContext {
+    return this.#context;
+  }
+
+  set context(context: ListenerContext) {
+    this.#context = context;
+    if (this.#direct !== undefined) this.#direct.context = context;
+  }
+
+  /** The bound address (useful with port 0). */
+  get addr(): Deno.NetAddr {
+    return this.#addr;
+  }
+
+  /** Requests being handled now (on the current socket). */
+  get inFlight(): number {
+    return this.#direct?.inFlight ?? this.#bridgeInFlight;
+  }
+
+  /** The material new connections are served with. */
+  get material(): TlsMaterial {
+    return this.#material;
+  }
+
+  /**
+   * How long a direct server replaced by a rotation may drain. Set by the runtime from
+   * the config's drain timeout.
+   */
+  set drainTimeoutMs(ms: number) {
+    this.#drainTimeoutMs = ms;
+  }
+
+  /**
+   * Serves new connections with other material; open connections keep theirs. The same
+   * certificate and key again change nothing. Calls are serialized.
+   *
+   * @param material The new certificate, key and CA.
+   * @returns True once new connections get the new material; false when it was the same.
+   * @throws {Error} when the material is unusable or, on the direct path, the process
+   * cannot rebind the port (no `--unstable-net`); the old material then stays in force.
+   */
+  setMaterial(material: TlsMaterial): Promise<boolean> {
+    const next = this.#rotating.then(() => this.#setMaterial(material));
+    this.#rotating = next.then(() => {}, () => {});
+    return next;
+  }
+
+  #setMaterial(material: TlsMaterial): boolean {
+    const old = this.#material;
+    if (old.cert === material.cert && old.key === material.key && old.ca === material.ca) {
+      this.#material = material;
+      return false;
+    }
+    if (this.#bridge !== undefined) {
+      this.#bridge.setMaterial(material);
+      this.#material = material;
+      return true;
+    }
+    if (!canReusePort()) {
+      throw new Error(
+        `Listener ${this.#context.name} cannot take a new certificate without closing its ` +
+          "port: rebinding needs `deno run --unstable-net` (reusePort)",
+      );
+    }
+    const previous = this.#direct!;
+    // Bind the successor first so the port never stops accepting; then let the old
+    // server's keep-alive clients move over (Connection: close) before it shuts down.
+    this.#direct = openDirect(this.#options, this.#addr.port, material, this.#context);
+    this.#material = material;
+    previous.retire();
+    const drainTimeoutMs = this.#drainTimeoutMs;
+    const drained = delay(Math.min(REBIND_GRACE_MS, drainTimeoutMs))
+      .then(() => previous.shutdown(drainTimeoutMs));
+    this.#draining.add(drained);
+    const forget = () => this.#draining.delete(drained);
+    drained.then(forget, forget);
+    return true;
+  }
+
+  /**
+   * Refetches from `provider` on its interval (`refreshAfterMs` of the material in force)
+   * and puts what it fetched in force. A failed fetch or unusable material keeps the old
+   * certificate and logs why. Replaces the provider of an earlier call (a reload).
+   *
+   * @param provider The provider of the current config.
+   */
+  refreshFrom(provider: BoundCertificateProvider): void {
+    this.#refresher?.close();
+    this.#refresher = new MaterialRefresher({
+      provider,
+      initial: this.#material,
+      onUpdate: (material) => {
+        this.setMaterial(material).then((changed) => {
+          if (changed) this.#logNewCertificate("refresh");
+        }, (error) => this.#keepCertificate(error));
+      },
+      onError: (error) => this.#keepCertificate(error),
+    });
+  }
+
+  /** Logs that new connections get a new certificate, and what brought it. */
+  #logNewCertificate(cause: string): void {
+    this.#context.logger.info("Listener {listener} serves a new certificate ({cause})", {
+      listener: this.#context.name,
+      cause,
+    });
+  }
+
+  #keepCertificate(error: unknown): void {
+    this.#context.logger.error("Listener {listener} keeps its certificate: {reason}", {
+      listener: this.#context.name,
+      reason: reasonOf(error),
+    });
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish, and resolves when they did or when
+   * `drainTimeoutMs` passed.
+   */
+  async shutdown(drainTimeoutMs: number): Promise<void> {
+    this.#refresher?.close();
+    await this.#rotating;
+    if (this.#direct !== undefined) {
+      await Promise.all([this.#direct.shutdown(drainTimeoutMs), ...this.#draining]);
+      return;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, drainTimeoutMs);
+    });
+    await Promise.race([this.#bridge!.shutdown(), timeout]);
+    clearTimeout(timer);
+  }
+
+  #serveBridged(
+    request: Request,
+    info: { remoteAddr: Deno.NetAddr; completed: Promise<void> },
+  ): Promise<Response> {
+    this.#bridgeInFlight++;
+    const done = () => this.#bridgeInFlight--;
+    const response = handleStream(this.#context, request, {
+      remoteAddr: info.remoteAddr,
+      protocol: request.headers.has("host") ? "HTTP/1.1" : "HTTP/2",
+      completed: info.completed,
+    });
+    response.then(done, done);
+    return response;
+  }
+}
+
+/**
+ * How long a server replaced by a rotation keeps accepting beside its successor while
+ * telling HTTP/1.1 clients to reconnect, before it shuts down.
+ */
+const REBIND_GRACE_MS = 1000;
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function openDirect(
+  options: TlsHttpListenerOptions,
+  port: number,
+  material: TlsMaterial,
+  context: ListenerContext,
+): HttpListener {
+  return new HttpListener({
+    hostname: options.hostname,
+    port,
+    tls: { cert: material.cert, key: material.key },
+    // Only a listener bound with reusePort can get a successor on its port.
+    reusePort: canReusePort() ? true : undefined,
+  }, context);
+}
