@@ -31,6 +31,7 @@ import { workerPermissions } from "./sandbox/permissions.ts";
 import { SandboxWorker, type SandboxWorkerSpec } from "./sandbox/worker.ts";
 import { SandboxWorkerError } from "./sandbox/errors.ts";
 import { filterLogger } from "../log/logger.ts";
+import { loadProcessSandboxed } from "./process/load.ts";
 
 /** The export looked up when the config names none. */
 export const DEFAULT_EXPORT = "createStreamFilterFactory";
@@ -73,6 +74,7 @@ export async function loadFilterModule(
   };
   if (filter.module === undefined) throw fail(subject, "the filter has no module: field");
   const importUrl = await resolveImportUrl(subject, filter.integrity);
+  if (filter.sandbox?.isolation === "process") return await loadProcessSandboxed(filter, importUrl);
   if (filter.sandbox !== undefined) return await loadSandboxed(subject, importUrl, filter);
 
   let namespace: Record<string, unknown>;
