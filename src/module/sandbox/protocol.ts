@@ -23,8 +23,11 @@ export const SHAPE_DESTROY = 16;
 
 /** An error thrown in the Worker, as far as it survives the trip. */
 export interface RemoteError {
+  /** The error's `name`, e.g. `NotCapable`. */
   name: string;
+  /** The error's message. */
   message: string;
+  /** The stack in the Worker, if there was one. */
   stack?: string;
 }
 
@@ -34,21 +37,28 @@ export type RouteTuple = [string | undefined, string | undefined, string, unknow
 export type HostTuple = [string, string, number];
 /** Changes a filter made to the stream's metadata: `[key, value]` set, keys deleted. */
 export interface MetadataDiff {
+  /** Keys set, with their final values. */
   set: [string, unknown][];
+  /** Keys deleted. */
   del: string[];
 }
 
 /** What the Worker is told once it loaded the module: make the factory. */
 export interface InitMessage {
+  /** The message kind. */
   t: "init";
+  /** The filter's config, passed to the factory. */
   config: unknown;
+  /** The filter's name. */
   name: string;
+  /** The listener the filter is declared on. */
   listener: string;
+  /** The config file's path. */
   configFile: string;
 }
 
 /** Fields every filter call carries. */
-interface CallBase {
+export interface CallBase {
   /** Call id, unique per Worker. */
   id: number;
   /** Stream id, unique per factory. */
@@ -59,27 +69,39 @@ interface CallBase {
   same: boolean;
   /** The effective config when `same` is false. */
   config: unknown;
+  /** The matched route, if any. */
   route: RouteTuple | undefined;
+  /** The chosen host, if any. */
   host: HostTuple | undefined;
 }
 
 /** Runs the stream's receivers of one phase. */
 export interface ReceiveMessage extends CallBase {
+  /** The message kind. */
   t: "receive";
+  /** The phase to run. */
   phase: ReceivePhase;
+  /** The request method. */
   method: string;
+  /** The request path with its query. */
   path: string;
+  /** The request headers. */
   headers: [string, string][];
   /** `[hostname, port]` of the client. */
   remote: [string, number];
+  /** True when a filter already responded. */
   responded: boolean;
 }
 
 /** Runs the stream's senders. */
 export interface SendMessage extends CallBase {
+  /** The message kind. */
   t: "send";
+  /** The response status. */
   status: number;
+  /** The response headers. */
   headers: [string, string][];
+  /** True for a response the proxy or a filter made. */
   local: boolean;
   /** The request: `[method, path, headers, hostname, port]`. */
   request: [string, string, [string, string][], string, number];
@@ -87,10 +109,15 @@ export interface SendMessage extends CallBase {
 
 /** Answers a Worker's request (a body read or a plugin call). */
 export interface ReplyMessage {
+  /** The message kind. */
   t: "reply";
+  /** The id of the Worker's request. */
   id: number;
+  /** True when `value` holds the answer, false when `error` does. */
   ok: boolean;
+  /** The body bytes or the plugin's response. */
   value?: unknown;
+  /** Why the request failed. */
   error?: RemoteError;
 }
 
@@ -106,7 +133,9 @@ export type HostMessage =
 
 /** The module was imported: what it exports. */
 export interface LoadedMessage {
+  /** The message kind. */
   t: "loaded";
+  /** The names the module exports. */
   exports: string[];
   /** `typeof` of the configured export. */
   kind: string;
@@ -114,15 +143,23 @@ export interface LoadedMessage {
 
 /** A call finished. Every change field is left out when nothing changed. */
 export interface DoneMessage {
+  /** The message kind. */
   t: "done";
+  /** The call's id. */
   id: number;
+  /** The filter status. */
   status: string;
   /** Set on the stream's first call: where its instances were added (SHAPE_* bits). */
   shape?: number;
+  /** The whole new header set, when the filter changed any header. */
   headers?: [string, string][];
+  /** The new request path. */
   path?: string;
+  /** The new body. */
   body?: Uint8Array;
+  /** A local response: `[status, headers, body]`. */
   respond?: [number, [string, string][] | undefined, Uint8Array | undefined];
+  /** Metadata changes. */
   meta?: MetadataDiff;
   /** A sender's new response status. */
   rstatus?: number;
