@@ -1,20 +1,21 @@
 /**
- * An HTTPS listener: a filter chain's `tls_context` served one of two ways, chosen per
- * listener by {@linkcode chooseTlsServeMode}.
+ * An HTTPS listener: a filter chain's `tls_context` served by `Deno.serve` itself
+ * (`direct`) or by the `node:tls` bridge (`bridge`); `tls_mode.ts` says which and why.
  *
- * - `direct`: `Deno.serve` with the certificate and key, the fast path. Deno binds the
- *   certificate to the listening socket, so new material means a new socket: with
- *   `--unstable-net` a second `Deno.serve` is bound to the same port (`reusePort`) and
- *   the old one drains. That refuses no connection, but the old server's graceful
- *   shutdown closes its keep-alive connections after their current response, and a
- *   client that already sent its next request on one sees it fail (wrk: ~1 read error
- *   per open connection per swap). Plain text sent to the port gets a TLS alert; Deno
- *   reports nothing, so nothing is logged.
- * - `bridge`: `node:tls` in front of a loopback `Deno.serve` (`src/tls/bridge.ts`). New
- *   material replaces the TLS context in place: the socket never changes, open
- *   connections keep going, no request fails. It also verifies client certificates and
- *   logs one line per failed handshake (plain text included). It costs throughput: see
- *   `bench/tls_bench.sh` and the numbers in its README section.
+ * Rotation (new material for new connections):
+ * - bridge: the TLS context is replaced in place (`setSecureContext`). The socket never
+ *   changes and open connections keep going: no connection is refused, no request fails.
+ * - direct: Deno binds the certificate to the listening socket, so new material means a
+ *   new socket. The successor is bound to the same port first (`reusePort`, which needs
+ *   `--unstable-net`); the old server then answers HTTP/1.1 with `Connection: close` for a
+ *   grace period, so busy keep-alive clients move over, and shuts down. No connection is
+ *   refused, but a connection the old server accepted just before its shutdown is closed
+ *   before its first request is read: in the e2e loop (4 workers, ~3k req/s, 4 rotations)
+ *   1 to 7 requests of ~20k failed that way. Deno.serve offers no way to stop accepting
+ *   while keeping connections, so this cannot be closed from here.
+ *
+ * Plain text sent to the port: the bridge logs one line per failed handshake; Deno.serve
+ * answers with a TLS alert and reports nothing, so nothing is logged on the direct path.
  *
  * @module
  */
@@ -29,89 +30,7 @@ import type { BoundCertificateProvider } from "../tls/material.ts";
 import { MaterialRefresher } from "../tls/refresh.ts";
 import { checkServerTlsSupported } from "../tls/server.ts";
 import { HttpListener } from "./http_listener.ts";
-
-/** How a TLS listener is served: `Deno.serve` itself, or the `node:tls` bridge. */
-export type TlsServeMode = "direct" | "bridge";
-
-/** Why a listener is served the way it is, for the start-up log line. */
-export interface TlsServeChoice {
-  /** The way chosen. */
-  mode: TlsServeMode;
-  /** Why, in a few words. */
-  reason: string;
-}
-
-/** Which way the operator asks TLS listeners to be served. */
-export type TlsServePreference = "auto" | TlsServeMode;
-
-/**
- * Chooses how to serve a TLS listener.
- *
- * With `auto`: the bridge when `Deno.serve` cannot do what the listener needs, which is
- * - verifying client certificates (`require_client_cert`);
- * - taking a refreshed certificate at any moment under load without failing a request
- *   (a provider that refreshes on its own, `refreshAfterMs`);
- * - taking a new certificate on SIGHUP at all: rebinding needs `reusePort`, which needs
- *   `--unstable-net` (`canRebind` false).
- * Otherwise `Deno.serve`, whose certificate changes on SIGHUP by a graceful rebind (see the
- * module documentation for its one residual risk).
- *
- * `direct` asks for `Deno.serve` whenever it can serve the listener at all (not with
- * client certificates); `bridge` asks for the bridge always.
- *
- * @param tls The listener's `tls_context`.
- * @param material The material fetched at start-up.
- * @param options `preference` (default `auto`) and whether the process can rebind a port.
- * @returns The way and the reason.
- */
-export function chooseTlsServeMode(
-  tls: TlsContextConfig,
-  material: TlsMaterial,
-  options: { preference?: TlsServePreference; canRebind?: boolean } = {},
-): TlsServeChoice {
-  const preference = options.preference ?? "auto";
-  const canRebind = options.canRebind ?? canReusePort();
-  if (tls.requireClientCert) {
-    return { mode: "bridge", reason: "require_client_cert needs node:tls" };
-  }
-  if (preference !== "auto") return { mode: preference, reason: `${ENV_PREFERENCE}=${preference}` };
-  if (material.refreshAfterMs !== undefined) {
-    return {
-      mode: "bridge",
-      reason: `the "${tls.type}" provider refreshes every ${material.refreshAfterMs} ms`,
-    };
-  }
-  if (!canRebind) {
-    return {
-      mode: "bridge",
-      reason: "without --unstable-net Deno.serve could not take a new certificate on SIGHUP",
-    };
-  }
-  return { mode: "direct", reason: "certificate changes on SIGHUP only; rebinds with reusePort" };
-}
-
-/** The environment variable that overrides `auto`: `direct` or `bridge`. */
-export const ENV_PREFERENCE = "MOSAIC_TLS_SERVE";
-
-/**
- * The operator's preference from {@linkcode ENV_PREFERENCE}; `auto` when it is unset,
- * unreadable (no `--allow-env` for it) or not a known value.
- *
- * @returns The preference.
- */
-export function servePreferenceFromEnv(): TlsServePreference {
-  const granted = Deno.permissions.querySync({ name: "env", variable: ENV_PREFERENCE });
-  if (granted.state !== "granted") return "auto";
-  const value = Deno.env.get(ENV_PREFERENCE);
-  return value === "direct" || value === "bridge" ? value : "auto";
-}
-
-/** True when this process may bind with `reusePort` (it runs with `--unstable-net`). */
-export function canReusePort(): boolean {
-  // Deno 2.9.6 exits the process (code 70) on `reusePort` without the flag, rather than
-  // throwing; `Deno.listenDatagram` exists only under the same flag, so it tells.
-  return typeof (Deno as unknown as Record<string, unknown>).listenDatagram === "function";
-}
+import { canReusePort, type TlsServeMode } from "./tls_mode.ts";
 
 /** Options of {@linkcode TlsHttpListener.start}. */
 export interface TlsHttpListenerOptions {
@@ -121,7 +40,7 @@ export interface TlsHttpListenerOptions {
   tls: TlsContextConfig;
   /** Certificate, key and (for client certificates) CA. */
   material: TlsMaterial;
-  /** How to serve; {@linkcode chooseTlsServeMode} picks it. */
+  /** How to serve; `chooseTlsServeMode` picks it. */
   mode: TlsServeMode;
 }
 
@@ -290,18 +209,13 @@ export class TlsHttpListener {
       initial: this.#material,
       onUpdate: (material) => {
         this.setMaterial(material).then((changed) => {
-          if (changed) this.#logNewCertificate("refresh");
+          if (!changed) return;
+          this.#context.logger.info("Listener {listener} serves a new certificate (refresh)", {
+            listener: this.#context.name,
+          });
         }, (error) => this.#keepCertificate(error));
       },
       onError: (error) => this.#keepCertificate(error),
-    });
-  }
-
-  /** Logs that new connections get a new certificate, and what brought it. */
-  #logNewCertificate(cause: string): void {
-    this.#context.logger.info("Listener {listener} serves a new certificate ({cause})", {
-      listener: this.#context.name,
-      cause,
     });
   }
 

@@ -20,12 +20,8 @@ import {
 import { readPemSync } from "../tls/pem.ts";
 import type { Http2TlsOptions } from "../upstream/http2_pool.ts";
 import type { ListenerContext } from "../proxy/stream.ts";
-import {
-  chooseTlsServeMode,
-  servePreferenceFromEnv,
-  TlsHttpListener,
-  type TlsServeChoice,
-} from "./tls_listener.ts";
+import { TlsHttpListener } from "./tls_listener.ts";
+import { chooseTlsServeMode, servePreferenceFromEnv, type TlsServeChoice } from "./tls_mode.ts";
 
 /** A listener's TLS as one config load prepared it. */
 export interface ListenerTls {
@@ -88,7 +84,7 @@ export async function prepareListenerTls(
     material = running.material;
   }
   const preference = servePreferenceFromEnv();
-  return { provider, material, choice: chooseTlsServeMode(tls, material, { preference }) };
+  return { provider, material, choice: chooseTlsServeMode(tls, { preference }) };
 }
 
 /** How a cluster's pools reach its hosts over TLS. */

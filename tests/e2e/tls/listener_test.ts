@@ -108,11 +108,14 @@ Deno.test("plain text to a Deno.serve TLS port fails cleanly; Deno reports nothi
   }
 });
 
-Deno.test("without --unstable-net a TLS listener is bridged, and the log says why", async () => {
+Deno.test("by default a TLS listener is bridged, and the log says why", async () => {
   const file = await writeConfig(tlsYaml({ tls: TLS, routes: [DIRECT_ROUTE] }));
   const proxy = await startWithMode(file, "auto", FLAGS);
   try {
-    assert.match(proxy.output(), /"node:tls bridge" \("without --unstable-net/);
+    assert.match(
+      proxy.output(),
+      /"node:tls bridge" \("new certificates \(SIGHUP, refresh\) fail no/,
+    );
     const secure = await curl([
       "--cacert",
       pki.paths.caCert,
@@ -124,11 +127,17 @@ Deno.test("without --unstable-net a TLS listener is bridged, and the log says wh
   }
 });
 
-Deno.test("with --unstable-net and a static certificate a TLS listener is served by Deno.serve", async () => {
+Deno.test("MOSAIC_TLS_SERVE=direct without --unstable-net serves, and says rotation needs a restart", async () => {
   const file = await writeConfig(tlsYaml({ tls: TLS, routes: [DIRECT_ROUTE] }));
-  const proxy = await startWithMode(file, "auto");
+  const proxy = await startWithMode(file, "direct", FLAGS);
   try {
-    assert.match(proxy.output(), /"Deno.serve" \("certificate changes on SIGHUP only/);
+    assert.match(proxy.output(), /"Deno.serve" \(.*without --unstable-net the certificate stays/);
+    const secure = await curl([
+      "--cacert",
+      pki.paths.caCert,
+      `https://${proxy.listeners.get("l")}/`,
+    ]);
+    assert.equal(secure.stdout, "hello over tls");
   } finally {
     await proxy.stop();
   }
