@@ -140,46 +140,52 @@ export function startTlsUpstream(cert: string, key: string): TlsUpstream {
   };
 }
 
-/** A `node:tls` upstream that requires a client certificate and says whose it was. */
-export interface MtlsUpstream extends TlsUpstream {
-  /** Subjects (CN) of the accepted client certificates, and the refused handshakes. */
-  seen: { clients: string[]; refused: number };
+/** A `node:tls` upstream that records what it saw of each connection. */
+export interface NodeTlsUpstream extends TlsUpstream {
+  /** SNI names sent, client certificate names (CN) accepted, handshakes refused. */
+  seen: { serverNames: (string | undefined)[]; clients: string[]; refused: number };
 }
 
 /**
- * Starts a `node:tls` HTTP/1.1 server on 127.0.0.1 that requires a client certificate
- * signed by `ca` and answers `200 hello <client CN>` (one request per connection read).
+ * Starts a `node:tls` HTTP/1.1 server on 127.0.0.1 that answers every request
+ * `200 hello <client CN or "anonymous">`. With `ca` it requires a client certificate
+ * signed by it.
  */
-export async function startMtlsUpstream(
-  cert: string,
-  key: string,
-  ca: string,
-): Promise<MtlsUpstream> {
+export async function startNodeTlsUpstream(
+  options: { cert: string; key: string; ca?: string },
+): Promise<NodeTlsUpstream> {
   const sockets = new Set<TLSSocket>();
-  const seen = { clients: [] as string[], refused: 0 };
-  const server = createServer(
-    { cert, key, ca: [ca], requestCert: true, rejectUnauthorized: true },
-    (socket) => {
-      sockets.add(socket);
-      socket.once("close", () => sockets.delete(socket));
-      socket.on("error", () => {});
-      const subject = socket.getPeerCertificate().subject as unknown as Record<string, string>;
-      const cn = subject?.CN ?? "";
-      seen.clients.push(cn);
-      let buffered = "";
-      socket.on("data", (chunk: Uint8Array) => {
-        buffered += new TextDecoder().decode(chunk);
-        // Answer each complete request head (the proxy sends no body on GET).
-        while (buffered.includes("\r\n\r\n")) {
-          buffered = buffered.slice(buffered.indexOf("\r\n\r\n") + 4);
-          const body = `hello ${cn}`;
-          socket.write(
-            `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
-          );
-        }
-      });
-    },
-  );
+  const seen = { serverNames: [] as (string | undefined)[], clients: [] as string[], refused: 0 };
+  const mtls = options.ca !== undefined;
+  const server = createServer({
+    cert: options.cert,
+    key: options.key,
+    ca: mtls ? [options.ca!] : undefined,
+    requestCert: mtls,
+    rejectUnauthorized: mtls,
+  }, (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.on("error", () => {});
+    const name = (socket as { servername?: string | false }).servername;
+    seen.serverNames.push(typeof name === "string" ? name : undefined);
+    const subject = mtls ? socket.getPeerCertificate().subject : undefined;
+    const cn = (subject as Record<string, string> | undefined)?.CN ?? "anonymous";
+    if (mtls) seen.clients.push(cn);
+    let buffered = "";
+    socket.on("data", (chunk: Uint8Array) => {
+      buffered += new TextDecoder().decode(chunk);
+      // Answer each complete request head (the proxy sends no body on GET).
+      while (buffered.includes("\r\n\r\n")) {
+        buffered = buffered.slice(buffered.indexOf("\r\n\r\n") + 4);
+        const body = `hello ${cn}`;
+        socket.write(
+          "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n" +
+            `content-length: ${body.length}\r\n\r\n${body}`,
+        );
+      }
+    });
+  });
   server.on("tlsClientError", () => seen.refused++);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;

@@ -1,0 +1,152 @@
+/**
+ * Cluster TLS through the real proxy process: SNI and `ca_cert` over HTTP/1.1 and
+ * HTTP/2 (h2 by ALPN), failed verifications answered 502 with a log line that says why,
+ * and client certificates to an upstream that requires them (mTLS).
+ */
+
+import assert from "node:assert/strict";
+import { makeTestPki } from "../../helpers/certs.ts";
+import { type ProxyProcess, startProxy, writeConfig } from "../../helpers/proxy_process.ts";
+import {
+  eventually,
+  startNodeTlsUpstream,
+  startTlsUpstream,
+  type TlsUpstream,
+  tlsYaml,
+} from "./helpers.ts";
+
+const pki = await makeTestPki();
+
+/** Starts a plain-HTTP proxy whose cluster `up` reaches `upstream` with `tls` (YAML). */
+async function proxyTo(upstream: TlsUpstream, tls: string, extra = ""): Promise<ProxyProcess> {
+  const file = await writeConfig(tlsYaml({
+    clusters: [{ name: "up", hosts: [upstream.address], extra: `${extra}tls_context: ${tls}` }],
+  }));
+  return await startProxy(file);
+}
+
+async function get(proxy: ProxyProcess): Promise<{ status: number; body: string }> {
+  const response = await fetch(`http://${proxy.listeners.get("l")}/`);
+  return { status: response.status, body: await response.text() };
+}
+
+Deno.test("an upstream is reached over TLS with server_name as SNI, checked against ca_cert", async () => {
+  const upstream = await startNodeTlsUpstream({ cert: pki.altServerCert, key: pki.altServerKey });
+  const proxy = await proxyTo(
+    upstream,
+    `{ status: true, ca_cert: ${pki.paths.caCert}, server_name: ${pki.altServerName} }`,
+  );
+  try {
+    assert.deepEqual(await get(proxy), { status: 200, body: "hello anonymous" });
+    assert.deepEqual(upstream.seen.serverNames, [pki.altServerName]);
+  } finally {
+    await proxy.stop();
+    await upstream.close();
+  }
+});
+
+Deno.test("an HTTP/2 cluster reaches its upstream over TLS by ALPN", async () => {
+  const upstream = startTlsUpstream(pki.serverCert, pki.serverKey);
+  const proxy = await proxyTo(
+    upstream,
+    `{ status: true, ca_cert: ${pki.paths.caCert}, server_name: localhost }`,
+    "protocol: Http2\n",
+  );
+  try {
+    const { status, body } = await get(proxy);
+    assert.equal(status, 200);
+    assert.equal(JSON.parse(body).protocol, "HTTP/2");
+  } finally {
+    await proxy.stop();
+    await upstream.close();
+  }
+});
+
+Deno.test("an upstream certificate from an unknown CA gives 502 and a log line that says so", async () => {
+  const upstream = startTlsUpstream(pki.serverCert, pki.serverKey);
+  const proxy = await proxyTo(upstream, `{ status: true, ca_cert: ${pki.paths.otherCaCert} }`);
+  try {
+    const { status } = await get(proxy);
+    assert.equal(status, 502);
+    await proxy.waitForOutput(
+      new RegExp(
+        `Upstream "${upstream.address}" failed: .*TLS handshake with ${upstream.address} ` +
+          "failed: the certificate is not signed by a trusted CA",
+      ),
+    );
+  } finally {
+    await proxy.stop();
+    await upstream.close();
+  }
+});
+
+Deno.test("an upstream certificate for another name gives 502 and a log line that names it", async () => {
+  const upstream = startTlsUpstream(pki.serverCert, pki.serverKey);
+  const proxy = await proxyTo(
+    upstream,
+    `{ status: true, ca_cert: ${pki.paths.caCert}, server_name: api.internal }`,
+  );
+  try {
+    const { status } = await get(proxy);
+    assert.equal(status, 502);
+    await proxy.waitForOutput(/the certificate is not valid for \\?"api\.internal\\?"/);
+  } finally {
+    await proxy.stop();
+    await upstream.close();
+  }
+});
+
+Deno.test("a client certificate does mTLS to an upstream that requires one; none gives 502", async () => {
+  const upstream = await startNodeTlsUpstream({
+    cert: pki.serverCert,
+    key: pki.serverKey,
+    ca: pki.caCert,
+  });
+  const withCert = await proxyTo(
+    upstream,
+    `{ status: true, ca_cert: ${pki.paths.caCert}, cert_chain: ${pki.paths.clientCert}, ` +
+      `private_key: ${pki.paths.clientKey} }`,
+  );
+  try {
+    assert.deepEqual(await get(withCert), { status: 200, body: "hello mosaic-client" });
+    assert.deepEqual(upstream.seen.clients, ["mosaic-client"]);
+  } finally {
+    await withCert.stop();
+  }
+  const without = await proxyTo(upstream, `{ status: true, ca_cert: ${pki.paths.caCert} }`);
+  try {
+    assert.equal((await get(without)).status, 502);
+    // Under TLS 1.3 the upstream refuses the missing certificate after the client's side
+    // of the handshake is done, so the proxy sees it as a reset on its first read.
+    await without.waitForOutput(
+      new RegExp(`Upstream "${upstream.address}" failed: .*reset the connection`),
+    );
+    await eventually(() => upstream.seen.refused === 1, "the upstream's refusal");
+    assert.deepEqual(upstream.seen.clients, ["mosaic-client"]);
+  } finally {
+    await without.stop();
+    await upstream.close();
+  }
+});
+
+Deno.test("an HTTP/2 cluster asking for a client certificate is refused at start-up", async () => {
+  const upstream = startTlsUpstream(pki.serverCert, pki.serverKey);
+  const file = await writeConfig(tlsYaml({
+    clusters: [{
+      name: "up",
+      hosts: [upstream.address],
+      extra: `protocol: Http2\ntls_context: { status: true, cert_chain: ${pki.paths.clientCert}, ` +
+        `private_key: ${pki.paths.clientKey} }`,
+    }],
+  }));
+  const proxy = await startProxy(file, { args: ["run"] });
+  try {
+    assert.equal((await proxy.status).code, 1);
+    assert.match(
+      proxy.output(),
+      /tls_context\.cert_chain: an HTTP\/2 cluster over TLS takes ca_cert and server_name only/,
+    );
+  } finally {
+    await upstream.close();
+  }
+});
