@@ -7,5 +7,5 @@ set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 "$HERE/setup.sh"
 cd "$HERE/../.."
-exec "${DENO:-node_modules/.bin/deno}" run --allow-net --allow-read --allow-write --allow-run --allow-env \
-  --unstable-net main.ts "$HERE/config.yaml"
+exec "${DENO:-node_modules/.bin/deno}" run --allow-net --allow-read --allow-write --allow-run \
+  --allow-env main.ts "$HERE/config.yaml"
