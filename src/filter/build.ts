@@ -81,12 +81,12 @@ async function buildFilterEntry(
     factory = await create(filter.config, context);
   } catch (error) {
     const cause = error instanceof Error ? error.message : String(error);
-    throw new FilterLoadError(
-      `${where}: stream filter "${filter.name}" rejected its config: ${cause}`,
-      {
-        cause: error,
-      },
-    );
+    const what = filter.type === "module"
+      ? `stream filter "${filter.name}" (module ${filter.module}, export ${
+        filter.export ?? "createStreamFilterFactory"
+      }) failed to create its factory`
+      : `stream filter "${filter.name}" rejected its config`;
+    throw new FilterLoadError(`${where}: ${what}: ${cause}`, { cause: error });
   }
   if (
     factory === null || typeof factory !== "object" ||
