@@ -39,6 +39,7 @@ import {
   SHAPE_AFTER_CHOOSE_HOST,
   SHAPE_AFTER_ROUTE,
   SHAPE_BEFORE_ROUTE,
+  SHAPE_DESTROY,
   SHAPE_SENDER,
 } from "../sandbox/protocol.ts";
 import { SandboxChild, type SandboxChildHost, type SandboxChildSpec } from "./child.ts";
@@ -192,7 +193,7 @@ export class ProcessFilterFactory implements StreamFilterFactory, SandboxChildHo
       host: hostTuple(stream),
     };
     const done = await child.call(message, stream, this.#timeoutMs);
-    filter.adopt(child, done);
+    filter.adopt(child, done, PHASE_BIT[stream.phase]);
     if (done.headers !== undefined) replaceHeaders(stream.headers, done.headers);
     if (done.path !== undefined) stream.path = done.path;
     if (done.body !== undefined) stream.setBody(done.body);
@@ -232,7 +233,7 @@ export class ProcessFilterFactory implements StreamFilterFactory, SandboxChildHo
       host: hostTuple(stream),
     };
     const done = await child.call(message, stream, this.#timeoutMs);
-    filter.adopt(child, done);
+    filter.adopt(child, done, SHAPE_SENDER);
     if (done.rstatus !== undefined) stream.status = done.rstatus;
     if (done.headers !== undefined) replaceHeaders(stream.headers, done.headers);
     if (done.body !== undefined) stream.setBody(done.body);
@@ -380,6 +381,8 @@ export class ProcessStreamFilter implements ReceiverFilter, SenderFilter {
   #factory: ProcessFilterFactory;
   /** SHAPE_* bits of where the instances were added; -1 until the first call. */
   #shape = -1;
+  /** True once the child forgot the stream by itself (see `settle` in the Worker side). */
+  #released = false;
 
   /** Makes the filter of stream `sid`. */
   constructor(factory: ProcessFilterFactory, sid: number) {
@@ -399,9 +402,9 @@ export class ProcessStreamFilter implements ReceiverFilter, SenderFilter {
     return this.#factory.send(this, stream);
   }
 
-  /** Ends the stream's instances in the child, if it has any. */
+  /** Ends the stream's instances in the child, unless it has none or forgot them. */
   onDestroy(): void {
-    if (this.#shape !== -1) this.#factory.destroyStream(this);
+    if (this.#shape !== -1 && !this.#released) this.#factory.destroyStream(this);
   }
 
   /** Fails when the stream's instances were lost with a replaced child. */
@@ -413,11 +416,19 @@ export class ProcessStreamFilter implements ReceiverFilter, SenderFilter {
     }
   }
 
-  /** Records where the stream's instances were made, from their first call's answer. */
-  adopt(child: SandboxChild, done: DoneMessage): void {
-    if (done.shape === undefined) return;
-    this.#shape = done.shape;
-    this.generation = child.generation;
+  /**
+   * Records where the stream's instances were made (from their first call's answer), and
+   * whether the call of `bit` was their last one, after which the child forgets a stream
+   * without `onDestroy` and needs no `destroy` message (the Worker sandbox's rule).
+   */
+  adopt(child: SandboxChild, done: DoneMessage, bit: number): void {
+    if (done.shape !== undefined) {
+      this.#shape = done.shape;
+      this.generation = child.generation;
+    }
+    if ((this.#shape & SHAPE_DESTROY) !== 0) return;
+    const calls = this.#shape & 15;
+    if (calls === 0 || bit === 1 << (31 - Math.clz32(calls))) this.#released = true;
   }
 }
 
