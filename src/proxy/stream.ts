@@ -148,10 +148,13 @@ export async function handleStream(
       upstream = sent.response;
     }
   } catch (error) {
-    ctx.logger.error("Stream failed on listener {listener}: {error}", {
-      listener: ctx.name,
-      error,
-    });
+    // A client that left mid-request is not an error of the proxy; it is logged as DC.
+    if (!request.signal.aborted) {
+      ctx.logger.error("Stream failed on listener {listener}: {error}", {
+        listener: ctx.name,
+        error,
+      });
+    }
     if (upstream !== undefined) upstream.body?.cancel().catch(() => {});
     upstream = undefined;
     req.respond(500, { body: "internal error\n" });
