@@ -96,7 +96,7 @@ export class SandboxChild {
   /** The child's process id. */
   readonly pid: number;
   /** When it was started, from `performance.now()`. */
-  readonly startedAt = performance.now();
+  readonly startedAt: number = performance.now();
   /** Resolves once the child exited and its pipes are closed; never rejects. */
   readonly exited: Promise<ExitInfo>;
   /** Receives logs, timeouts and ends. */

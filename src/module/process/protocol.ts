@@ -12,7 +12,9 @@ export type { HostMessage } from "../sandbox/protocol.ts";
 
 /** The child could not import the module; it exits after sending this. */
 export interface LoadFailedMessage {
+  /** The message's kind. */
   t: "load_failed";
+  /** What `import()` threw. */
   error: RemoteError;
 }
 
