@@ -10,6 +10,9 @@ import type { MosaicConfig, TlsContextConfig } from "./types.ts";
 import { formatHostPort } from "./values.ts";
 
 /** Permission names in the order their flags are printed. */
+/** Where plugins put their unix sockets: `$TMPDIR`, as Go's os.TempDir and Node's os.tmpdir. */
+const TEMP_DIR = "/tmp";
+
 /** Environment variables npm:yaml reads while parsing. */
 export const YAML_ENV: readonly string[] = ["LOG_TOKENS", "LOG_STREAM"];
 
@@ -149,8 +152,9 @@ export function narrowestPermissionFlags(config: MosaicConfig): string[] {
         if (filter.integrity !== undefined) grants.add("net", host);
       }
       if (filter.sandbox !== undefined) {
-        addSandboxGrants(grants, filter.sandbox.permissions);
+        // A Worker gets at most what its process has; a child process gets its own flags.
         if (filter.sandbox.isolation === "process") grants.add("run", denoExecutable());
+        else addSandboxGrants(grants, filter.sandbox.permissions);
       }
     }
   }
@@ -165,6 +169,12 @@ export function narrowestPermissionFlags(config: MosaicConfig): string[] {
   }
 
   for (const plugin of config.plugins.values()) {
+    // Deno checks read and write access to a unix socket's path before connecting; plugins
+    // (go-plugin's and Mosaic's SDK) make theirs in the system temp directory.
+    if (plugin.network === "unix") {
+      grants.add("read", TEMP_DIR);
+      grants.add("write", TEMP_DIR);
+    }
     const program = plugin.command[0];
     // A bare name is looked up in PATH; a path with a slash is relative to the plugin's cwd.
     const resolved = program.includes("/") && !isAbsolute(program) && plugin.cwd !== undefined
