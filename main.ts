@@ -29,6 +29,7 @@ import { PLUGIN_ADMIN_PATH, type PluginAdmin, pluginAdminHandler } from "./src/a
 const USAGE = `Usage:
   mosaic [run] <config.yaml>   start the proxy
   mosaic check <config.yaml>   validate the config and print the narrowest deno run flags
+  mosaic flags <config.yaml>   print only those flags, for scripts: deno run $(…) main.ts <config>
 `;
 
 for (const [name, create] of BUILTIN_STREAM_FILTERS) registerStreamFilter(name, create);
@@ -44,6 +45,7 @@ export async function main(args: string[]): Promise<number> {
     return first === undefined ? 2 : 0;
   }
   if (first === "check") return second === undefined ? usage() : await check(second);
+  if (first === "flags") return second === undefined ? usage() : await check(second, true);
   if (first === "run") return second === undefined ? usage() : await run(second);
   return await run(first);
 }
@@ -63,12 +65,16 @@ async function load(file: string): Promise<MosaicConfig> {
   return config;
 }
 
-async function check(file: string): Promise<number> {
+async function check(file: string, flagsOnly = false): Promise<number> {
   try {
     const { config, warnings } = await loadConfig(file, {
       isKnownFilterType,
       knownFilterTypes: registeredFilterTypes,
     });
+    if (flagsOnly) {
+      console.log(narrowestPermissionFlags(config).join(" "));
+      return 0;
+    }
     for (const warning of warnings) console.error(`warning: ${warning}`);
     console.log(`${file}: OK`);
     console.log(`deno run ${narrowestPermissionFlags(config).join(" ")} main.ts ${file}`);

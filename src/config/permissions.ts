@@ -169,11 +169,17 @@ export function narrowestPermissionFlags(config: MosaicConfig): string[] {
   }
 
   for (const plugin of config.plugins.values()) {
-    // Deno checks read and write access to a unix socket's path before connecting; plugins
-    // (go-plugin's and Mosaic's SDK) make theirs in the system temp directory.
+    // A unix socket: Deno 2.9.6 checks read and write on its path (plugins make theirs in
+    // the temp directory) and net access to exactly "unix:<path>", which the plugin picks
+    // at random and names only in its handshake. No narrower grant than all of --allow-net
+    // covers that; `network: tcp` keeps the net grant to 127.0.0.1.
     if (plugin.network === "unix") {
       grants.add("read", TEMP_DIR);
       grants.add("write", TEMP_DIR);
+      grants.addAll("net");
+    } else {
+      // A tcp plugin picks its own port (MOSN's PLUGIN_MIN_PORT..PLUGIN_MAX_PORT).
+      grants.add("net", "127.0.0.1");
     }
     const program = plugin.command[0];
     // A bare name is looked up in PATH; a path with a slash is relative to the plugin's cwd.

@@ -1,8 +1,7 @@
-import { GRPC_ENV } from "../../../src/config/permissions.ts";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { loadConfig, parseConfig } from "../../../src/config/load.ts";
-import { narrowestPermissionFlags } from "../../../src/config/permissions.ts";
+import { GRPC_ENV, narrowestPermissionFlags } from "../../../src/config/permissions.ts";
 import { BASE, withReplaced } from "./_fixtures.ts";
 
 const EXAMPLE = fileURLToPath(
@@ -44,14 +43,14 @@ Deno.test("TLS files, modules, log files and plugins each add the flag they need
     "default_log_level: INFO\n    default_log_path: logs/error.log",
   ) +
     `plugins:
-  checker: { command: [python3, ./checker.py] }
-  local: { command: ./bin/agent, cwd: /opt/agent }
+  checker: { command: [python3, ./checker.py], network: tcp }
+  local: { command: ./bin/agent, cwd: /opt/agent, network: tcp }
 `;
   const { config } = parseConfig(text, "/etc/mosaic/config.yaml");
   assert.deepEqual(narrowestPermissionFlags(config), [
-    "--allow-net=127.0.0.1:2046,127.0.0.1:8080,127.0.0.1:34901,filters.example.com:443,api.example.com:443",
-    "--allow-read=/etc/mosaic/config.yaml,/etc/mosaic/certs/cert.pem,/etc/mosaic/filters,/opt/f,/tmp",
-    "--allow-write=/etc/mosaic/logs/error.log,/etc/mosaic/logs/access.log,/tmp",
+    "--allow-net=127.0.0.1:2046,127.0.0.1:8080,127.0.0.1:34901,filters.example.com:443,api.example.com:443,127.0.0.1",
+    "--allow-read=/etc/mosaic/config.yaml,/etc/mosaic/certs/cert.pem,/etc/mosaic/filters,/opt/f",
+    "--allow-write=/etc/mosaic/logs/error.log,/etc/mosaic/logs/access.log",
     "--allow-import=filters.example.com:443,127.0.0.1:4507",
     "--allow-run=python3,/opt/agent/bin/agent",
     `--allow-env=HOME,LOG_TOKENS,LOG_STREAM,${GRPC_ENV.join(",")}`,
@@ -94,4 +93,15 @@ Deno.test("a config with only the basics asks for no write, import or run, and o
       f === "--allow-env=LOG_TOKENS,LOG_STREAM"
     ),
   );
+});
+
+Deno.test("a unix-socket plugin needs all of --allow-net, plus the temp directory", () => {
+  const { config } = parseConfig(
+    BASE + "plugins:\n  checker: { command: [python3, ./checker.py], network: unix }\n",
+    "/etc/mosaic/config.yaml",
+  );
+  const flags = narrowestPermissionFlags(config);
+  assert.equal(flags[0], "--allow-net");
+  assert.ok(flags.includes("--allow-write=/tmp"), flags.join(" "));
+  assert.ok(flags.some((f) => f.startsWith("--allow-read=") && f.endsWith(",/tmp")));
 });
