@@ -150,3 +150,45 @@ Deno.test("an HTTP/2 cluster asking for a client certificate is refused at start
     await upstream.close();
   }
 });
+
+Deno.test("a cluster's client certificate can come from a certificate provider (the cert_loader plugin)", async () => {
+  const setup = await new Deno.Command("sh", {
+    args: [
+      new URL("../../../examples/cert_loader/setup.sh", import.meta.url).pathname,
+      "typescript",
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.ok(setup.success, new TextDecoder().decode(setup.stderr));
+  const dir = await Deno.makeTempDir({ prefix: "mosaic-client-certs-" });
+  // The loader answers with server.crt/server.key: here, the client's certificate.
+  await Deno.writeTextFile(`${dir}/server.crt`, pki.clientCert);
+  await Deno.writeTextFile(`${dir}/server.key`, pki.clientKey);
+  await Deno.writeTextFile(`${dir}/ca.crt`, pki.caCert);
+  const upstream = await startNodeTlsUpstream({
+    cert: pki.serverCert,
+    key: pki.serverKey,
+    ca: pki.caCert,
+  });
+  const loader = new URL("../../../examples/cert_loader/build/cert_loader.mjs", import.meta.url);
+  const file = await writeConfig(tlsYaml({
+    clusters: [{
+      name: "up",
+      hosts: [upstream.address],
+      extra: "tls_context: { status: true, type: plugin, extend_verify: { plugin: loader } }",
+    }],
+    topLevel: `plugins:\n  loader:\n    command: [node, ${loader.pathname}, -d, ${dir}]\n`,
+  }));
+  const proxy = await startProxy(file, {
+    flags: ["--allow-net", "--allow-read", "--allow-write", "--allow-run", "--allow-env"],
+  });
+  try {
+    assert.deepEqual(await get(proxy), { status: 200, body: "hello mosaic-client" });
+  } finally {
+    await proxy.stop();
+    await upstream.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
