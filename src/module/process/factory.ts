@@ -18,30 +18,8 @@
  * @module
  */
 
-import type {
-  FactoryContext,
-  FilterChain,
-  FilterStatus,
-  ReceivePhase,
-  ReceiverFilter,
-  RequestStream,
-  ResponseStream,
-  SenderFilter,
-  StreamFilterFactory,
-} from "../../filter/api.ts";
-import {
-  type DoneMessage,
-  type HostTuple,
-  type MetadataDiff,
-  type ReceiveMessage,
-  type RouteTuple,
-  type SendMessage,
-  SHAPE_AFTER_CHOOSE_HOST,
-  SHAPE_AFTER_ROUTE,
-  SHAPE_BEFORE_ROUTE,
-  SHAPE_DESTROY,
-  SHAPE_SENDER,
-} from "../sandbox/protocol.ts";
+import type { FactoryContext, FilterChain, StreamFilterFactory } from "../../filter/api.ts";
+import { FilterProxy } from "../proxy/stream_filter.ts";
 import { SandboxChild, type SandboxChildHost, type SandboxChildSpec } from "./child.ts";
 import { SandboxProcessError } from "./errors.ts";
 
@@ -53,12 +31,6 @@ const RESTART_INITIAL_MS = 100;
 const RESTART_MAX_MS = 5_000;
 /** A child that lived this long restarts at once again. */
 const RESTART_RESET_MS = 10_000;
-
-const PHASE_BIT: Record<ReceivePhase, number> = {
-  before_route: SHAPE_BEFORE_ROUTE,
-  after_route: SHAPE_AFTER_ROUTE,
-  after_choose_host: SHAPE_AFTER_CHOOSE_HOST,
-};
 
 /** Options of {@linkcode ProcessFilterFactory.create}. */
 export interface ProcessFactoryOptions {
@@ -83,7 +55,7 @@ export class ProcessFilterFactory implements StreamFilterFactory, SandboxChildHo
   #lastFailure = "";
   #probing = false;
   #destroyed = false;
-  #nextStream = 0;
+  readonly #proxy: FilterProxy<SandboxChild>;
   #dying = new Set<Promise<unknown>>();
 
   private constructor(
@@ -96,6 +68,18 @@ export class ProcessFilterFactory implements StreamFilterFactory, SandboxChildHo
     this.#config = config;
     this.#context = context;
     this.#timeoutMs = timeoutMs;
+    this.#proxy = new FilterProxy<SandboxChild>({
+      config,
+      filterName: context.name,
+      timeoutMs,
+      current: () => this.#child,
+      next: () => this.#current(),
+      replaced: () =>
+        new SandboxProcessError(
+          "The sandbox process that held this stream's filter instances was replaced",
+        ),
+      metadata: metadataEntries,
+    });
   }
 
   /**
@@ -131,11 +115,7 @@ export class ProcessFilterFactory implements StreamFilterFactory, SandboxChildHo
 
   /** Adds one forwarding filter to every phase and to the senders. */
   createFilterChain(chain: FilterChain): void {
-    const filter = new ProcessStreamFilter(this, ++this.#nextStream);
-    chain.addReceiver(filter, "before_route");
-    chain.addReceiver(filter, "after_route");
-    chain.addReceiver(filter, "after_choose_host");
-    chain.addSender(filter);
+    this.#proxy.createFilterChain(chain);
   }
 
   /** Lets the module's `destroy()` run, then ends the child and waits for it to exit. */
@@ -168,84 +148,6 @@ export class ProcessFilterFactory implements StreamFilterFactory, SandboxChildHo
   /** Called by a child that exited or crashed by itself. */
   ended(child: SandboxChild, reason: string): void {
     if (child === this.#child) this.#replace(child, reason, "gone");
-  }
-
-  /** Runs one receive call in the child. */
-  async receive(filter: ProcessStreamFilter, stream: RequestStream): Promise<FilterStatus> {
-    const child = this.#child ?? await this.#current();
-    filter.check(child);
-    const effective = stream.config;
-    const same = effective === this.#config;
-    const message: ReceiveMessage = {
-      t: "receive",
-      id: 0,
-      sid: filter.sid,
-      phase: stream.phase,
-      method: stream.method,
-      path: stream.path,
-      headers: [...stream.headers],
-      remote: [stream.remoteAddr.hostname, stream.remoteAddr.port],
-      responded: stream.responded,
-      meta: metadataEntries(stream.metadata),
-      same,
-      config: same ? undefined : effective,
-      route: routeTuple(stream, this.#context.name),
-      host: hostTuple(stream),
-    };
-    const done = await child.call(message, stream, this.#timeoutMs);
-    filter.adopt(child, done, PHASE_BIT[stream.phase]);
-    if (done.headers !== undefined) replaceHeaders(stream.headers, done.headers);
-    if (done.path !== undefined) stream.path = done.path;
-    if (done.body !== undefined) stream.setBody(done.body);
-    if (done.respond !== undefined) {
-      const [status, headers, body] = done.respond;
-      stream.respond(status, { headers, body });
-    }
-    if (done.meta !== undefined) applyMetadata(stream.metadata, done.meta);
-    return done.status as FilterStatus;
-  }
-
-  /** Runs one send call in the child. */
-  async send(filter: ProcessStreamFilter, stream: ResponseStream): Promise<FilterStatus> {
-    const child = this.#child ?? await this.#current();
-    filter.check(child);
-    const effective = stream.config;
-    const same = effective === this.#config;
-    const request = stream.request;
-    const message: SendMessage = {
-      t: "send",
-      id: 0,
-      sid: filter.sid,
-      status: stream.status,
-      headers: [...stream.headers],
-      local: stream.local,
-      request: [
-        request.method,
-        request.path,
-        [...request.headers],
-        request.remoteAddr.hostname,
-        request.remoteAddr.port,
-      ],
-      meta: metadataEntries(stream.metadata),
-      same,
-      config: same ? undefined : effective,
-      route: routeTuple(stream, this.#context.name),
-      host: hostTuple(stream),
-    };
-    const done = await child.call(message, stream, this.#timeoutMs);
-    filter.adopt(child, done, SHAPE_SENDER);
-    if (done.rstatus !== undefined) stream.status = done.rstatus;
-    if (done.headers !== undefined) replaceHeaders(stream.headers, done.headers);
-    if (done.body !== undefined) stream.setBody(done.body);
-    if (done.meta !== undefined) applyMetadata(stream.metadata, done.meta);
-    return done.status as FilterStatus;
-  }
-
-  /** Ends a stream's instances in the child they were made in. */
-  destroyStream(filter: ProcessStreamFilter): void {
-    if (this.#child !== undefined && this.#child.generation === filter.generation) {
-      this.#child.destroyStream(filter.sid);
-    }
   }
 
   /** The child being started, or why there is none. */
@@ -372,80 +274,6 @@ export class ProcessFilterFactory implements StreamFilterFactory, SandboxChildHo
   }
 }
 
-/** The per-stream filter on the host: forwards to the stream's instances in the child. */
-export class ProcessStreamFilter implements ReceiverFilter, SenderFilter {
-  /** The stream's id in the child. */
-  readonly sid: number;
-  /** The child generation the stream's instances live in; 0 before the first call. */
-  generation = 0;
-  #factory: ProcessFilterFactory;
-  /** SHAPE_* bits of where the instances were added; -1 until the first call. */
-  #shape = -1;
-  /** True once the child forgot the stream by itself (see `settle` in the Worker side). */
-  #released = false;
-
-  /** Makes the filter of stream `sid`. */
-  constructor(factory: ProcessFilterFactory, sid: number) {
-    this.#factory = factory;
-    this.sid = sid;
-  }
-
-  /** Forwards to the child, unless the stream has no receiver in this phase. */
-  onReceive(stream: RequestStream): FilterStatus | Promise<FilterStatus> {
-    if (this.#shape !== -1 && (this.#shape & PHASE_BIT[stream.phase]) === 0) return "continue";
-    return this.#factory.receive(this, stream);
-  }
-
-  /** Forwards to the child, unless the stream has no sender. */
-  append(stream: ResponseStream): FilterStatus | Promise<FilterStatus> {
-    if (this.#shape !== -1 && (this.#shape & SHAPE_SENDER) === 0) return "continue";
-    return this.#factory.send(this, stream);
-  }
-
-  /** Ends the stream's instances in the child, unless it has none or forgot them. */
-  onDestroy(): void {
-    if (this.#shape !== -1 && !this.#released) this.#factory.destroyStream(this);
-  }
-
-  /** Fails when the stream's instances were lost with a replaced child. */
-  check(child: SandboxChild): void {
-    if (this.#shape !== -1 && child.generation !== this.generation) {
-      throw new SandboxProcessError(
-        "The sandbox process that held this stream's filter instances was replaced",
-      );
-    }
-  }
-
-  /**
-   * Records where the stream's instances were made (from their first call's answer), and
-   * whether the call of `bit` was their last one, after which the child forgets a stream
-   * without `onDestroy` and needs no `destroy` message (the Worker sandbox's rule).
-   */
-  adopt(child: SandboxChild, done: DoneMessage, bit: number): void {
-    if (done.shape !== undefined) {
-      this.#shape = done.shape;
-      this.generation = child.generation;
-    }
-    if ((this.#shape & SHAPE_DESTROY) !== 0) return;
-    const calls = this.#shape & 15;
-    if (calls === 0 || bit === 1 << (31 - Math.clz32(calls))) this.#released = true;
-  }
-}
-
-function routeTuple(
-  stream: RequestStream | ResponseStream,
-  filterName: string,
-): RouteTuple | undefined {
-  const route = stream.route;
-  if (route === undefined) return undefined;
-  return [route.name, route.clusterName, route.virtualHost, route.perFilterConfig(filterName)];
-}
-
-function hostTuple(stream: RequestStream | ResponseStream): HostTuple | undefined {
-  const host = stream.host;
-  return host === undefined ? undefined : [host.address, host.cluster, host.weight];
-}
-
 /** The stream's metadata, without functions and symbols, which JSON cannot carry. */
 function metadataEntries(metadata: Map<string, unknown>): [string, unknown][] | undefined {
   if (metadata.size === 0) return undefined;
@@ -454,14 +282,4 @@ function metadataEntries(metadata: Map<string, unknown>): [string, unknown][] | 
     if (typeof value !== "function" && typeof value !== "symbol") entries.push([key, value]);
   }
   return entries;
-}
-
-function replaceHeaders(headers: Headers, entries: [string, string][]): void {
-  for (const name of [...headers.keys()]) headers.delete(name);
-  for (const [name, value] of entries) headers.append(name, value);
-}
-
-function applyMetadata(metadata: Map<string, unknown>, diff: MetadataDiff): void {
-  for (const key of diff.del) metadata.delete(key);
-  for (const [key, value] of diff.set) metadata.set(key, value);
 }

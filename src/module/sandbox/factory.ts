@@ -8,43 +8,15 @@
  * @module
  */
 
-import type {
-  FactoryContext,
-  FilterChain,
-  FilterStatus,
-  ReceivePhase,
-  ReceiverFilter,
-  RequestStream,
-  ResponseStream,
-  SenderFilter,
-  StreamFilterFactory,
-} from "../../filter/api.ts";
+import type { FactoryContext, FilterChain, StreamFilterFactory } from "../../filter/api.ts";
+import { FilterProxy } from "../proxy/stream_filter.ts";
 import { SandboxWorkerError } from "./errors.ts";
-import {
-  type DoneMessage,
-  type HostTuple,
-  type MetadataDiff,
-  type ReceiveMessage,
-  type RouteTuple,
-  type SendMessage,
-  SHAPE_AFTER_CHOOSE_HOST,
-  SHAPE_AFTER_ROUTE,
-  SHAPE_BEFORE_ROUTE,
-  SHAPE_DESTROY,
-  SHAPE_SENDER,
-} from "./protocol.ts";
 import { SandboxWorker, type SandboxWorkerHost, type SandboxWorkerSpec } from "./worker.ts";
 
 /** How long a Worker may take to import its module and make its factory. */
 export const SANDBOX_START_TIMEOUT_MS = 30_000;
 /** After a replacement Worker failed to start, how long calls fail before the next try. */
 const RESTART_BACKOFF_MS = 1_000;
-
-const PHASE_BIT: Record<ReceivePhase, number> = {
-  before_route: SHAPE_BEFORE_ROUTE,
-  after_route: SHAPE_AFTER_ROUTE,
-  after_choose_host: SHAPE_AFTER_CHOOSE_HOST,
-};
 
 /** Options of {@linkcode SandboxedFilterFactory.create}. */
 export interface SandboxedFactoryOptions {
@@ -66,7 +38,7 @@ export class SandboxedFilterFactory implements StreamFilterFactory, SandboxWorke
   #startFailure: { error: Error; at: number } | undefined;
   #probing = false;
   #destroyed = false;
-  #nextStream = 0;
+  readonly #proxy: FilterProxy<SandboxWorker>;
 
   private constructor(
     spec: SandboxWorkerSpec,
@@ -78,6 +50,18 @@ export class SandboxedFilterFactory implements StreamFilterFactory, SandboxWorke
     this.#config = config;
     this.#context = context;
     this.#timeoutMs = timeoutMs;
+    this.#proxy = new FilterProxy<SandboxWorker>({
+      config,
+      filterName: context.name,
+      timeoutMs,
+      current: () => this.#worker,
+      next: () => this.#current(),
+      replaced: () =>
+        new SandboxWorkerError(
+          "The sandbox Worker that held this stream's filter instances was replaced",
+        ),
+      metadata: (metadata) => metadata.size === 0 ? undefined : [...metadata],
+    });
   }
 
   /**
@@ -108,11 +92,7 @@ export class SandboxedFilterFactory implements StreamFilterFactory, SandboxWorke
 
   /** Adds one forwarding filter to every phase and to the senders. */
   createFilterChain(chain: FilterChain): void {
-    const filter = new SandboxedStreamFilter(this, ++this.#nextStream);
-    chain.addReceiver(filter, "before_route");
-    chain.addReceiver(filter, "after_route");
-    chain.addReceiver(filter, "after_choose_host");
-    chain.addSender(filter);
+    this.#proxy.createFilterChain(chain);
   }
 
   /** Lets the module's `destroy()` run, then terminates the Worker. */
@@ -144,84 +124,6 @@ export class SandboxedFilterFactory implements StreamFilterFactory, SandboxWorke
   crashed(worker: SandboxWorker, message: string): void {
     if (worker === this.#worker) this.#replace(worker, `crashed (${message})`, "");
     else worker.terminate(new SandboxWorkerError(message));
-  }
-
-  /** Runs one receive call in the Worker. */
-  async receive(filter: SandboxedStreamFilter, stream: RequestStream): Promise<FilterStatus> {
-    const worker = this.#worker ?? await this.#current();
-    filter.check(worker);
-    const effective = stream.config;
-    const same = effective === this.#config;
-    const message: ReceiveMessage = {
-      t: "receive",
-      id: 0,
-      sid: filter.sid,
-      phase: stream.phase,
-      method: stream.method,
-      path: stream.path,
-      headers: [...stream.headers],
-      remote: [stream.remoteAddr.hostname, stream.remoteAddr.port],
-      responded: stream.responded,
-      meta: stream.metadata.size === 0 ? undefined : [...stream.metadata],
-      same,
-      config: same ? undefined : effective,
-      route: routeTuple(stream, this.#context.name),
-      host: hostTuple(stream),
-    };
-    const done = await worker.call(message, stream, this.#timeoutMs);
-    filter.adopt(worker, done, PHASE_BIT[stream.phase]);
-    if (done.headers !== undefined) replaceHeaders(stream.headers, done.headers);
-    if (done.path !== undefined) stream.path = done.path;
-    if (done.body !== undefined) stream.setBody(done.body);
-    if (done.respond !== undefined) {
-      const [status, headers, body] = done.respond;
-      stream.respond(status, { headers, body });
-    }
-    if (done.meta !== undefined) applyMetadata(stream.metadata, done.meta);
-    return done.status as FilterStatus;
-  }
-
-  /** Runs one send call in the Worker. */
-  async send(filter: SandboxedStreamFilter, stream: ResponseStream): Promise<FilterStatus> {
-    const worker = this.#worker ?? await this.#current();
-    filter.check(worker);
-    const effective = stream.config;
-    const same = effective === this.#config;
-    const request = stream.request;
-    const message: SendMessage = {
-      t: "send",
-      id: 0,
-      sid: filter.sid,
-      status: stream.status,
-      headers: [...stream.headers],
-      local: stream.local,
-      request: [
-        request.method,
-        request.path,
-        [...request.headers],
-        request.remoteAddr.hostname,
-        request.remoteAddr.port,
-      ],
-      meta: stream.metadata.size === 0 ? undefined : [...stream.metadata],
-      same,
-      config: same ? undefined : effective,
-      route: routeTuple(stream, this.#context.name),
-      host: hostTuple(stream),
-    };
-    const done = await worker.call(message, stream, this.#timeoutMs);
-    filter.adopt(worker, done, SHAPE_SENDER);
-    if (done.rstatus !== undefined) stream.status = done.rstatus;
-    if (done.headers !== undefined) replaceHeaders(stream.headers, done.headers);
-    if (done.body !== undefined) stream.setBody(done.body);
-    if (done.meta !== undefined) applyMetadata(stream.metadata, done.meta);
-    return done.status as FilterStatus;
-  }
-
-  /** Ends a stream's instances in the Worker they were made in. */
-  destroyStream(filter: SandboxedStreamFilter): void {
-    if (this.#worker !== undefined && this.#worker.generation === filter.generation) {
-      this.#worker.destroyStream(filter.sid);
-    }
   }
 
   /** The running Worker, waiting for a replacement to start (or starting one). */
@@ -318,88 +220,4 @@ export class SandboxedFilterFactory implements StreamFilterFactory, SandboxWorke
     );
     if (!this.#destroyed) this.#restart().catch(() => {});
   }
-}
-
-/** The per-stream filter on the host: forwards to the stream's instances in the Worker. */
-export class SandboxedStreamFilter implements ReceiverFilter, SenderFilter {
-  /** The stream's id in the Worker. */
-  readonly sid: number;
-  /** The Worker generation the stream's instances live in; 0 before the first call. */
-  generation = 0;
-  #factory: SandboxedFilterFactory;
-  /** SHAPE_* bits of where the instances were added; -1 until the first call. */
-  #shape = -1;
-  /** True once the Worker forgot the stream by itself (see `settle` in the Worker). */
-  #released = false;
-
-  /** Makes the filter of stream `sid`. */
-  constructor(factory: SandboxedFilterFactory, sid: number) {
-    this.#factory = factory;
-    this.sid = sid;
-  }
-
-  /** Forwards to the Worker, unless the stream has no receiver in this phase. */
-  onReceive(stream: RequestStream): FilterStatus | Promise<FilterStatus> {
-    if (this.#shape !== -1 && (this.#shape & PHASE_BIT[stream.phase]) === 0) return "continue";
-    return this.#factory.receive(this, stream);
-  }
-
-  /** Forwards to the Worker, unless the stream has no sender. */
-  append(stream: ResponseStream): FilterStatus | Promise<FilterStatus> {
-    if (this.#shape !== -1 && (this.#shape & SHAPE_SENDER) === 0) return "continue";
-    return this.#factory.send(this, stream);
-  }
-
-  /** Ends the stream's instances in the Worker, unless it has none or forgot them. */
-  onDestroy(): void {
-    if (this.#shape !== -1 && !this.#released) this.#factory.destroyStream(this);
-  }
-
-  /** Fails when the stream's instances were lost with a replaced Worker. */
-  check(worker: SandboxWorker): void {
-    if (this.#shape !== -1 && worker.generation !== this.generation) {
-      throw new SandboxWorkerError(
-        "The sandbox Worker that held this stream's filter instances was replaced",
-      );
-    }
-  }
-
-  /**
-   * Records where the stream's instances were made (from their first call's answer), and
-   * whether the call of `bit` was their last one, after which the Worker forgets a stream
-   * without `onDestroy`.
-   */
-  adopt(worker: SandboxWorker, done: DoneMessage, bit: number): void {
-    if (done.shape !== undefined) {
-      this.#shape = done.shape;
-      this.generation = worker.generation;
-    }
-    if ((this.#shape & SHAPE_DESTROY) !== 0) return;
-    const calls = this.#shape & 15;
-    if (calls === 0 || bit === 1 << (31 - Math.clz32(calls))) this.#released = true;
-  }
-}
-
-function routeTuple(
-  stream: RequestStream | ResponseStream,
-  filterName: string,
-): RouteTuple | undefined {
-  const route = stream.route;
-  if (route === undefined) return undefined;
-  return [route.name, route.clusterName, route.virtualHost, route.perFilterConfig(filterName)];
-}
-
-function hostTuple(stream: RequestStream | ResponseStream): HostTuple | undefined {
-  const host = stream.host;
-  return host === undefined ? undefined : [host.address, host.cluster, host.weight];
-}
-
-function replaceHeaders(headers: Headers, entries: [string, string][]): void {
-  for (const name of [...headers.keys()]) headers.delete(name);
-  for (const [name, value] of entries) headers.append(name, value);
-}
-
-function applyMetadata(metadata: Map<string, unknown>, diff: MetadataDiff): void {
-  for (const key of diff.del) metadata.delete(key);
-  for (const [key, value] of diff.set) metadata.set(key, value);
 }
