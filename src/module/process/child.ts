@@ -25,27 +25,13 @@
  * @module
  */
 
-import type {
-  FilterLogger,
-  PluginCaller,
-  PluginRequest,
-  RequestStream,
-  ResponseStream,
-} from "../../filter/api.ts";
+import type { FilterLogger, PluginCaller } from "../../filter/api.ts";
 import { LineReader, LineRing } from "../../plugin/lines.ts";
 import { describeExit, type ExitInfo } from "../../plugin/process.ts";
 import { withTimeout } from "../../plugin/timer.ts";
-import { SandboxedFilterError, SandboxTimeoutError } from "../sandbox/errors.ts";
-import type {
-  DoneMessage,
-  HostMessage,
-  InitMessage,
-  LoadedMessage,
-  ReceiveMessage,
-  RemoteError,
-  SendMessage,
-  WorkerRequest,
-} from "../sandbox/protocol.ts";
+import { FilterPeerBase } from "../proxy/peer.ts";
+import { SandboxTimeoutError } from "../sandbox/errors.ts";
+import type { HostMessage, ReceiveMessage, SendMessage } from "../sandbox/protocol.ts";
 import { SandboxProcessError } from "./errors.ts";
 import type { ChildGrants } from "./flags.ts";
 import { encodeFrame, FrameDecoder } from "./frames.ts";
@@ -81,18 +67,8 @@ export interface SandboxChildHost {
   ended(child: SandboxChild, reason: string): void;
 }
 
-interface PendingCall {
-  resolve(done: DoneMessage): void;
-  reject(error: Error): void;
-  stream: RequestStream | ResponseStream;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  timeoutMs: number;
-}
-
 /** A child process running one sandboxed filter module. */
-export class SandboxChild {
-  /** Counts children of one factory: a stream's instances live in one generation. */
-  readonly generation: number;
+export class SandboxChild extends FilterPeerBase {
   /** The child's process id. */
   readonly pid: number;
   /** When it was started, from `performance.now()`. */
@@ -104,13 +80,6 @@ export class SandboxChild {
   #spec: SandboxChildSpec;
   #process: Deno.ChildProcess;
   #stdin: WritableStreamDefaultWriter<Uint8Array>;
-  #loaded = Promise.withResolvers<LoadedMessage>();
-  #ready: PromiseWithResolvers<void> | undefined;
-  #calls = new Map<number, PendingCall>();
-  #pings = new Map<number, () => void>();
-  #nextId = 0;
-  #ended: Error | undefined;
-  #outbox: HostMessage[] = [];
 
   /**
    * Starts the child; it imports the module at once.
@@ -118,10 +87,9 @@ export class SandboxChild {
    * @throws {Error} When the process cannot be spawned (no `--allow-run` for Deno).
    */
   constructor(spec: SandboxChildSpec, generation: number, host: SandboxChildHost) {
+    super(generation, "timer");
     this.#spec = spec;
-    this.generation = generation;
     this.host = host;
-    this.#loaded.promise.catch(() => {});
     this.#process = new Deno.Command(denoExecutable(), {
       args: [
         "run",
@@ -158,74 +126,13 @@ export class SandboxChild {
     this.exited.then((exit) => this.#onExit(exit));
   }
 
-  /** Resolves once the module is imported, with what it exports; rejects with the cause. */
-  loaded(): Promise<LoadedMessage> {
-    return this.#loaded.promise;
-  }
-
-  /** Makes the factory in the child; rejects with the error the factory threw. */
-  init(message: InitMessage): Promise<void> {
-    this.#ready = Promise.withResolvers<void>();
-    this.#post(message);
-    return this.#ready.promise;
-  }
-
-  /**
-   * Runs one filter call. Rejects when the filter throws, when the call takes longer
-   * than `timeoutMs` (waiting for the client's body does not count), or when the child
-   * ends first.
-   */
-  call(
-    message: ReceiveMessage | SendMessage,
-    stream: RequestStream | ResponseStream,
-    timeoutMs: number,
-  ): Promise<DoneMessage> {
-    if (this.#ended !== undefined) return Promise.reject(this.#ended);
-    const id = message.id = ++this.#nextId;
-    const { promise, resolve, reject } = Promise.withResolvers<DoneMessage>();
-    const pending: PendingCall = { resolve, reject, stream, timer: undefined, timeoutMs };
-    this.#calls.set(id, pending);
-    this.#arm(id, pending);
-    this.#post(message);
-    return promise;
-  }
-
-  /** Ends a stream's instances in the child (their `onDestroy`). */
-  destroyStream(sid: number): void {
-    if (this.#ended === undefined) this.#post({ t: "destroy", sid });
-  }
-
-  /** True when the child's event loop answers within `timeoutMs`. */
-  ping(timeoutMs: number): Promise<boolean> {
-    if (this.#ended !== undefined) return Promise.resolve(false);
-    const id = ++this.#nextId;
-    const { promise, resolve } = Promise.withResolvers<boolean>();
-    const timer = setTimeout(() => {
-      this.#pings.delete(id);
-      resolve(false);
-    }, timeoutMs);
-    this.#pings.set(id, () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-    this.#post({ t: "ping", id });
-    return promise;
-  }
-
   /**
    * Lets the factory's `destroy()` and the streams' `onDestroy` run, closes the child's
    * stdin (it exits on EOF), and kills it if it is still there after `timeoutMs`.
    */
   async close(timeoutMs: number): Promise<void> {
-    if (this.#ended === undefined && this.#ready !== undefined) {
-      const id = ++this.#nextId;
-      const { promise, resolve } = Promise.withResolvers<void>();
-      this.#pings.set(id, resolve);
-      this.#post({ t: "close", id });
-      await withTimeout(promise, timeoutMs);
-      this.#pings.delete(id);
-    }
-    this.#end(
+    await this.closeHandshake(timeoutMs);
+    this.end(
       new SandboxProcessError(`The sandbox process of module ${this.#spec.module} was closed`),
     );
     await this.#stdin.close().catch(() => {});
@@ -238,23 +145,8 @@ export class SandboxChild {
    * with `reason`. Await {@linkcode SandboxChild.exited} to know it is gone.
    */
   kill(reason: Error): void {
-    this.#end(reason);
+    this.end(reason);
     this.#signal("SIGKILL");
-  }
-
-  /** Fails everything pending with `reason`; later calls fail with it at once. */
-  #end(reason: Error): void {
-    if (this.#ended !== undefined) return;
-    this.#ended = reason;
-    this.#loaded.reject(reason);
-    this.#ready?.reject(reason);
-    for (const [id, pending] of this.#calls) {
-      clearTimeout(pending.timer);
-      this.#calls.delete(id);
-      pending.reject(reason);
-    }
-    for (const wake of this.#pings.values()) wake();
-    this.#pings.clear();
   }
 
   #signal(signal: Deno.Signal): void {
@@ -266,30 +158,30 @@ export class SandboxChild {
   }
 
   #onExit(exit: ExitInfo): void {
-    if (this.#ended !== undefined) return; // killed or closed by the host
+    if (this.ended !== undefined) return; // killed or closed by the host
     const how = describeExit(exit);
     const reason = new SandboxProcessError(
       `The sandbox process of module ${this.#spec.module} (pid ${this.pid}) ${how}`,
     );
-    const started = this.#ready !== undefined;
-    this.#end(reason);
+    const started = this.initialized;
+    this.end(reason);
     if (started) this.host.ended(this, how);
   }
 
   async #read(): Promise<void> {
     const frames = new FrameDecoder();
     const deliver = (data: unknown) => {
-      if (!Array.isArray(data)) this.#receive(data as ChildMessage);
-      else for (const message of data) this.#receive(message as ChildMessage);
+      if (!Array.isArray(data)) this.receive(data as ChildMessage);
+      else for (const message of data) this.receive(message as ChildMessage);
     };
     try {
       for await (const chunk of this.#process.stdout) frames.push(chunk, deliver);
     } catch (error) {
-      if (this.#ended !== undefined) return;
+      if (this.ended !== undefined) return;
       // The module wrote to file descriptor 1 by other means than the runner's frames.
       const how = `broke its stdout channel (${(error as Error).message}); a ` +
         `process-sandboxed filter must log through its logger or console`;
-      const started = this.#ready !== undefined;
+      const started = this.initialized;
       this.kill(
         new SandboxProcessError(
           `The sandbox process of module ${this.#spec.module} (pid ${this.pid}) ${how}`,
@@ -299,31 +191,20 @@ export class SandboxChild {
     }
   }
 
-  #arm(id: number, pending: PendingCall): void {
-    pending.timer = setTimeout(() => {
-      if (this.#calls.get(id) !== pending) return;
-      this.#calls.delete(id);
-      pending.reject(
-        new SandboxTimeoutError(
-          `Sandboxed filter "${this.#spec.filterName}" (module ${this.#spec.module}, process ${this.pid}) did not answer within ${pending.timeoutMs} ms`,
-        ),
-      );
-      this.host.timedOut(this);
-    }, pending.timeoutMs);
+  /** The timeout of a call, naming the filter, its module and the process. */
+  protected timeoutError(timeoutMs: number): Error {
+    return new SandboxTimeoutError(
+      `Sandboxed filter "${this.#spec.filterName}" (module ${this.#spec.module}, process ${this.pid}) did not answer within ${timeoutMs} ms`,
+    );
   }
 
-  /**
-   * Queues a message; everything queued in one turn of the event loop goes in one frame
-   * and one write (the Worker sandbox batches its messages the same way).
-   */
-  #post(message: HostMessage): void {
-    if (this.#outbox.push(message) === 1) queueMicrotask(this.#flush);
+  /** Tells the factory, which pings the child to see whether it is stuck. */
+  protected timedOut(): void {
+    this.host.timedOut(this);
   }
 
-  #flush = (): void => {
-    const batch = this.#outbox;
-    this.#outbox = [];
-    if (this.#ended !== undefined) return;
+  /** Writes a batch as one frame (the Worker sandbox batches its messages the same way). */
+  protected write(batch: HostMessage[]): void {
     let frame: Uint8Array | undefined;
     try {
       frame = encodeFrame(batch);
@@ -332,7 +213,7 @@ export class SandboxChild {
     }
     // A write fails only when the child is gone, which the exit watcher reports.
     if (frame !== undefined) this.#stdin.write(frame).catch(() => {});
-  };
+  }
 
   /**
    * Encodes the messages of a batch that could not be encoded as a whole, one by one: a
@@ -348,88 +229,10 @@ export class SandboxChild {
         kept.push(message);
       } catch (error) {
         if (message.t !== "receive" && message.t !== "send") continue;
-        const pending = this.#calls.get(message.id);
-        if (pending === undefined) continue;
-        this.#calls.delete(message.id);
-        clearTimeout(pending.timer);
-        pending.reject(error instanceof Error ? error : new Error(String(error)));
+        this.failCall(message.id, error instanceof Error ? error : new Error(String(error)));
       }
     }
     return kept.length === 0 ? undefined : encodeFrame(kept);
-  }
-
-  #receive(message: ChildMessage): void {
-    switch (message.t) {
-      case "done": {
-        const pending = this.#calls.get(message.id);
-        if (pending === undefined) return;
-        this.#calls.delete(message.id);
-        clearTimeout(pending.timer);
-        pending.resolve(message);
-        return;
-      }
-      case "failed": {
-        const pending = this.#calls.get(message.id);
-        if (pending === undefined) return;
-        this.#calls.delete(message.id);
-        clearTimeout(pending.timer);
-        pending.reject(new SandboxedFilterError(message.error));
-        return;
-      }
-      case "request":
-        this.#serve(message);
-        return;
-      case "log":
-        this.host.logger[message.level](message.message, message.properties);
-        return;
-      case "pong":
-      case "closed":
-        this.#pings.get(message.id)?.();
-        this.#pings.delete(message.id);
-        return;
-      case "loaded":
-        this.#loaded.resolve(message);
-        return;
-      case "load_failed":
-        this.#loaded.reject(new SandboxedFilterError(message.error));
-        return;
-      case "ready":
-        this.#ready?.resolve();
-        return;
-      case "init_failed":
-        this.#ready?.reject(new SandboxedFilterError(message.error));
-        return;
-    }
-  }
-
-  #serve(request: WorkerRequest): void {
-    let work: Promise<unknown>;
-    if (request.kind === "plugin") {
-      work = this.host.plugins.call(request.name, request.request as PluginRequest, {
-        timeoutMs: request.timeoutMs,
-      });
-    } else {
-      const pending = this.#calls.get(request.call);
-      if (pending === undefined) {
-        work = Promise.reject(new Error("body() was called after the filter call ended"));
-      } else {
-        // The time the client takes to send its body is not the filter's.
-        clearTimeout(pending.timer);
-        work = pending.stream.body({ maxBytes: request.maxBytes }).finally(() => {
-          if (this.#calls.get(request.call) === pending) this.#arm(request.call, pending);
-        });
-      }
-    }
-    work.then(
-      (value) => {
-        if (this.#ended === undefined) this.#post({ t: "reply", id: request.id, ok: true, value });
-      },
-      (error) => {
-        if (this.#ended === undefined) {
-          this.#post({ t: "reply", id: request.id, ok: false, error: toRemote(error) });
-        }
-      },
-    );
   }
 }
 
@@ -448,12 +251,6 @@ function dropOpaqueMetadata(message: ReceiveMessage | SendMessage): void {
       return false;
     }
   });
-}
-
-function toRemote(error: unknown): RemoteError {
-  return error instanceof Error
-    ? { name: error.name, message: error.message }
-    : { name: "Error", message: String(error) };
 }
 
 function denoExecutable(): string {
