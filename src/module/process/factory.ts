@@ -19,6 +19,7 @@
  */
 
 import type { FactoryContext, FilterChain, StreamFilterFactory } from "../../filter/api.ts";
+import { startPeer } from "../proxy/start.ts";
 import { FilterProxy } from "../proxy/stream_filter.ts";
 import { SandboxChild, type SandboxChildHost, type SandboxChildSpec } from "./child.ts";
 import { SandboxProcessError } from "./errors.ts";
@@ -53,7 +54,6 @@ export class ProcessFilterFactory implements StreamFilterFactory, SandboxChildHo
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
   #restartAt = 0;
   #lastFailure = "";
-  #probing = false;
   #destroyed = false;
   readonly #proxy: FilterProxy<SandboxChild>;
   #dying = new Set<Promise<unknown>>();
@@ -131,18 +131,7 @@ export class ProcessFilterFactory implements StreamFilterFactory, SandboxChildHo
 
   /** Called by a child whose call ran out of time: checks whether it is stuck. */
   timedOut(child: SandboxChild): void {
-    if (child !== this.#child || this.#probing) return;
-    this.#probing = true;
-    child.ping(this.#timeoutMs).then((alive) => {
-      this.#probing = false;
-      if (!alive && child === this.#child) {
-        this.#replace(
-          child,
-          `did not answer a call nor a ping within ${this.#timeoutMs} ms`,
-          "killed (SIGKILL)",
-        );
-      }
-    });
+    this.#proxy.probe(child, (reason) => this.#replace(child, reason, "killed (SIGKILL)"));
   }
 
   /** Called by a child that exited or crashed by itself. */
@@ -170,37 +159,20 @@ export class ProcessFilterFactory implements StreamFilterFactory, SandboxChildHo
     const child = adopted ?? new SandboxChild(this.#spec, this.#generation + 1, this);
     this.#generation = child.generation;
     child.host = this;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new SandboxProcessError(
-              `the sandbox process did not start within ${PROCESS_START_TIMEOUT_MS} ms`,
-            ),
-          ),
-        PROCESS_START_TIMEOUT_MS,
-      );
-    });
-    try {
-      await Promise.race([child.loaded(), timeout]);
-      await Promise.race([
-        child.init({
-          t: "init",
-          config: this.#config,
-          name: this.#context.name,
-          listener: this.#context.listener,
-          configFile: this.#context.configFile,
-        }),
-        timeout,
-      ]);
-    } catch (error) {
-      child.kill(error instanceof Error ? error : new Error(String(error)));
-      await child.exited;
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
+    await startPeer(
+      child,
+      this.#config,
+      this.#context,
+      PROCESS_START_TIMEOUT_MS,
+      () =>
+        new SandboxProcessError(
+          `the sandbox process did not start within ${PROCESS_START_TIMEOUT_MS} ms`,
+        ),
+      (error) => {
+        child.kill(error);
+        return child.exited.then(() => {});
+      },
+    );
     return child;
   }
 

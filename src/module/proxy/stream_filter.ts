@@ -50,6 +50,8 @@ export interface FilterPeer {
   ): Promise<DoneMessage>;
   /** Ends a stream's instances in the peer (their `onDestroy`). */
   destroyStream(sid: number): void;
+  /** True when the peer's event loop answers within `timeoutMs`. */
+  ping(timeoutMs: number): Promise<boolean>;
 }
 
 /** What a {@linkcode FilterProxy} needs from its sandbox's factory. */
@@ -74,6 +76,7 @@ export interface FilterProxyOptions<P extends FilterPeer> {
 export class FilterProxy<P extends FilterPeer> {
   readonly #options: FilterProxyOptions<P>;
   #nextStream = 0;
+  #probing = false;
 
   /** Makes the proxy of one factory. */
   constructor(options: FilterProxyOptions<P>) {
@@ -166,6 +169,23 @@ export class FilterProxy<P extends FilterPeer> {
   destroyStream(filter: ProxiedStreamFilter<P>): void {
     const peer = this.#options.current();
     if (peer !== undefined && peer.generation === filter.generation) peer.destroyStream(filter.sid);
+  }
+
+  /**
+   * After a call of `peer` ran out of time, pings it (one ping at a time); when it does
+   * not answer within the timeout either and is still the running peer, `stuck` is
+   * called with the reason, to replace it.
+   */
+  probe(peer: P, stuck: (reason: string) => void): void {
+    const options = this.#options;
+    if (peer !== options.current() || this.#probing) return;
+    this.#probing = true;
+    peer.ping(options.timeoutMs).then((alive) => {
+      this.#probing = false;
+      if (!alive && peer === options.current()) {
+        stuck(`did not answer a call nor a ping within ${options.timeoutMs} ms`);
+      }
+    });
   }
 
   /** The error of a call whose stream's instances were lost with a replaced peer. */

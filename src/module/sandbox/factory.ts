@@ -9,6 +9,7 @@
  */
 
 import type { FactoryContext, FilterChain, StreamFilterFactory } from "../../filter/api.ts";
+import { startPeer } from "../proxy/start.ts";
 import { FilterProxy } from "../proxy/stream_filter.ts";
 import { SandboxWorkerError } from "./errors.ts";
 import { SandboxWorker, type SandboxWorkerHost, type SandboxWorkerSpec } from "./worker.ts";
@@ -36,7 +37,6 @@ export class SandboxedFilterFactory implements StreamFilterFactory, SandboxWorke
   #starting: Promise<SandboxWorker> | undefined;
   #generation = 0;
   #startFailure: { error: Error; at: number } | undefined;
-  #probing = false;
   #destroyed = false;
   readonly #proxy: FilterProxy<SandboxWorker>;
 
@@ -106,18 +106,12 @@ export class SandboxedFilterFactory implements StreamFilterFactory, SandboxWorke
 
   /** Called by a Worker whose call ran out of time: checks whether it is stuck. */
   timedOut(worker: SandboxWorker): void {
-    if (worker !== this.#worker || this.#probing) return;
-    this.#probing = true;
-    worker.ping(this.#timeoutMs).then((alive) => {
-      this.#probing = false;
-      if (!alive && worker === this.#worker) {
-        this.#replace(
-          worker,
-          `did not answer a call nor a ping within ${this.#timeoutMs} ms`,
-          "Deno cannot stop a Worker that spins in a loop: the old one may keep a CPU busy until its code returns",
-        );
-      }
-    });
+    this.#proxy.probe(worker, (reason) =>
+      this.#replace(
+        worker,
+        reason,
+        "Deno cannot stop a Worker that spins in a loop: the old one may keep a CPU busy until its code returns",
+      ));
   }
 
   /** Called by a Worker that raised an error it did not handle. */
@@ -173,36 +167,15 @@ export class SandboxedFilterFactory implements StreamFilterFactory, SandboxWorke
     const worker = adopted ?? new SandboxWorker(this.#spec, this.#generation + 1, this);
     this.#generation = worker.generation;
     worker.host = this;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new SandboxWorkerError(
-              `the sandbox did not start within ${SANDBOX_START_TIMEOUT_MS} ms`,
-            ),
-          ),
-        SANDBOX_START_TIMEOUT_MS,
-      );
-    });
-    try {
-      await Promise.race([worker.loaded(), timeout]);
-      await Promise.race([
-        worker.init({
-          t: "init",
-          config: this.#config,
-          name: this.#context.name,
-          listener: this.#context.listener,
-          configFile: this.#context.configFile,
-        }),
-        timeout,
-      ]);
-    } catch (error) {
-      worker.terminate(error instanceof Error ? error : new Error(String(error)));
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
+    await startPeer(
+      worker,
+      this.#config,
+      this.#context,
+      SANDBOX_START_TIMEOUT_MS,
+      () =>
+        new SandboxWorkerError(`the sandbox did not start within ${SANDBOX_START_TIMEOUT_MS} ms`),
+      (error) => worker.terminate(error),
+    );
     return worker;
   }
 
