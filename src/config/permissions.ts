@@ -130,6 +130,9 @@ export function narrowestPermissionFlags(config: MosaicConfig): string[] {
   if (config.admin !== undefined) {
     grants.add("net", netEntry(config.admin.hostname, config.admin.port));
   }
+  // A TLS listener terminates TLS in node:tls and hands each connection to an inner
+  // Deno.serve bound to a free loopback port (src/tls/bridge.ts).
+  if (config.listeners.some((l) => l.tls !== undefined)) grants.add("net", "127.0.0.1");
 
   // Read for the config file also covers `watch: true`, which watches it.
   grants.add("read", config.file);

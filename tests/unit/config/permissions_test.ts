@@ -48,7 +48,7 @@ Deno.test("TLS files, modules, log files and plugins each add the flag they need
 `;
   const { config } = parseConfig(text, "/etc/mosaic/config.yaml");
   assert.deepEqual(narrowestPermissionFlags(config), [
-    "--allow-net=127.0.0.1:2046,127.0.0.1:8080,127.0.0.1:34901,filters.example.com:443,api.example.com:443,127.0.0.1",
+    "--allow-net=127.0.0.1:2046,127.0.0.1:8080,127.0.0.1:34901,127.0.0.1,filters.example.com:443,api.example.com:443",
     "--allow-read=/etc/mosaic/config.yaml,/etc/mosaic/certs/cert.pem,/etc/mosaic/filters,/opt/f",
     "--allow-write=/etc/mosaic/logs/error.log,/etc/mosaic/logs/access.log",
     "--allow-import=filters.example.com:443,127.0.0.1:4507",
