@@ -22,7 +22,7 @@
 
 import type { StreamFilterConfig } from "../config/types.ts";
 import type { CreateStreamFilterFactory, StreamFilterFactory } from "../filter/api.ts";
-import { describeImportFailure, ModuleLoadError } from "./errors.ts";
+import { describeImportFailure } from "./errors.ts";
 import { digestModule } from "./integrity.ts";
 import { ModuleSourceError, readModuleSource } from "./source.ts";
 import { versionedModuleUrl } from "./versioned_url.ts";
@@ -32,19 +32,13 @@ import { SandboxWorker, type SandboxWorkerSpec } from "./sandbox/worker.ts";
 import { SandboxWorkerError } from "./sandbox/errors.ts";
 import { filterLogger } from "../log/logger.ts";
 import { loadProcessSandboxed } from "./process/load.ts";
+import { withDeadline } from "./proxy/start.ts";
+import { exportProblem, loadError, moduleSubject, spare, type Subject } from "./subject.ts";
 
-/** The export looked up when the config names none. */
-export const DEFAULT_EXPORT = "createStreamFilterFactory";
+export { DEFAULT_EXPORT } from "./subject.ts";
 
 /** How long the loader's Worker waits to be adopted by the factory before it is ended. */
 const SPARE_WORKER_MS = 10_000;
-
-/** A module being loaded: what every message about it names. */
-interface Subject {
-  url: string;
-  exportName: string;
-  where: string;
-}
 
 /**
  * Imports the module of a `type: module` filter and returns its factory creator.
@@ -67,12 +61,8 @@ interface Subject {
 export async function loadFilterModule(
   filter: StreamFilterConfig,
 ): Promise<CreateStreamFilterFactory> {
-  const subject: Subject = {
-    url: filter.module ?? "",
-    exportName: filter.export ?? DEFAULT_EXPORT,
-    where: `${filter.position.file}:${filter.position.line}: ${filter.position.path}`,
-  };
-  if (filter.module === undefined) throw fail(subject, "the filter has no module: field");
+  const subject = moduleSubject(filter, "");
+  if (filter.module === undefined) throw loadError(subject, "the filter has no module: field");
   const importUrl = await resolveImportUrl(subject, filter.integrity);
   if (filter.sandbox?.isolation === "process") return await loadProcessSandboxed(filter, importUrl);
   if (filter.sandbox !== undefined) return await loadSandboxed(subject, importUrl, filter);
@@ -81,7 +71,7 @@ export async function loadFilterModule(
   try {
     namespace = await import(importUrl);
   } catch (error) {
-    throw fail(subject, describeImportFailure(error, subject.url), error);
+    throw loadError(subject, describeImportFailure(error, subject.url), error);
   }
   checkExport(subject, Object.keys(namespace), typeof namespace[subject.exportName]);
   return guardFactory(subject, namespace[subject.exportName] as CreateStreamFilterFactory);
@@ -95,12 +85,12 @@ async function resolveImportUrl(subject: Subject, integrity: string | undefined)
   try {
     bytes = await readModuleSource(subject.url);
   } catch (error) {
-    if (error instanceof ModuleSourceError) throw fail(subject, error.message, error);
+    if (error instanceof ModuleSourceError) throw loadError(subject, error.message, error);
     throw error;
   }
   const digest = await digestModule(bytes);
   if (integrity !== undefined && digest.integrity !== integrity) {
-    throw fail(
+    throw loadError(
       subject,
       `integrity mismatch: expected ${integrity}, got ${digest.integrity} (the module's bytes changed, or the pin is wrong)`,
     );
@@ -109,22 +99,8 @@ async function resolveImportUrl(subject: Subject, integrity: string | undefined)
 }
 
 function checkExport(subject: Subject, exports: string[], kind: string): void {
-  if (kind === "undefined" && !exports.includes(subject.exportName)) {
-    throw fail(
-      subject,
-      `the module has no export "${subject.exportName}" (it exports: ${
-        exports.join(", ") || "nothing"
-      })`,
-    );
-  }
-  if (kind !== "function") {
-    throw fail(
-      subject,
-      `the export "${subject.exportName}" is ${
-        kind === "object" ? "an object" : kind
-      }, expected a function (config, context) => StreamFilterFactory`,
-    );
-  }
+  const problem = exportProblem(subject, exports, kind);
+  if (problem !== undefined) throw loadError(subject, problem);
 }
 
 /** Names the module in what its factory throws or wrongly returns. */
@@ -161,7 +137,7 @@ async function loadSandboxed(
 ): Promise<CreateStreamFilterFactory> {
   const sandbox = filter.sandbox!;
   if (sandbox.isolation !== "worker") {
-    throw fail(
+    throw loadError(
       subject,
       `sandbox isolation "${sandbox.isolation}" is not available; use isolation: worker`,
     );
@@ -184,27 +160,19 @@ async function loadSandboxed(
       },
     });
   } catch (error) {
-    throw fail(subject, refusedWorker(error, spec.permissions), error);
+    throw loadError(subject, refusedWorker(error, spec.permissions), error);
   }
   let loaded;
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    loaded = await Promise.race([
-      worker.loaded(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(new Error(`the sandbox did not load it within ${SANDBOX_START_TIMEOUT_MS} ms`)),
-          SANDBOX_START_TIMEOUT_MS,
-        );
-      }),
-    ]);
+    loaded = await withDeadline(
+      SANDBOX_START_TIMEOUT_MS,
+      () => new Error(`the sandbox did not load it within ${SANDBOX_START_TIMEOUT_MS} ms`),
+      (deadline) => Promise.race([worker.loaded(), deadline]),
+    );
   } catch (error) {
     worker.terminate(error instanceof Error ? error : new Error(String(error)));
     const message = error instanceof Error ? error.message : String(error);
-    throw fail(subject, describeImportFailure(message, subject.url), error);
-  } finally {
-    clearTimeout(timer);
+    throw loadError(subject, describeImportFailure(message, subject.url), error);
   }
   try {
     checkExport(subject, loaded.exports, loaded.kind);
@@ -215,16 +183,13 @@ async function loadSandboxed(
 
   // The Worker that imported the module serves the first factory; it is ended if no
   // factory adopts it (the build stopped at another filter).
-  let spare: SandboxWorker | undefined = worker;
-  const reap = setTimeout(() => {
-    spare?.terminate(new SandboxWorkerError("The loader's Worker was not adopted"));
-    spare = undefined;
-  }, SPARE_WORKER_MS);
-  Deno.unrefTimer(reap);
+  const adopt = spare(
+    worker,
+    SPARE_WORKER_MS,
+    (kept) => kept.terminate(new SandboxWorkerError("The loader's Worker was not adopted")),
+  );
   return async (config, context) => {
-    const adopted = spare;
-    spare = undefined;
-    clearTimeout(reap);
+    const adopted = adopt();
     try {
       return await SandboxedFilterFactory.create(spec, config, context, {
         worker: adopted,
@@ -255,15 +220,6 @@ function refusedWorker(error: unknown, permissions: Deno.PermissionOptionsObject
 
 function factoryLabel(subject: Subject): string {
   return `the factory ${subject.exportName} of module ${subject.url}`;
-}
-
-function fail(subject: Subject, reason: string, cause?: unknown): ModuleLoadError {
-  return new ModuleLoadError(reason, {
-    module: subject.url,
-    exportName: subject.exportName,
-    where: subject.where,
-    cause,
-  });
 }
 
 function describeValue(value: unknown): string {

@@ -17,23 +17,18 @@
 import type { StreamFilterConfig } from "../../config/types.ts";
 import type { CreateStreamFilterFactory } from "../../filter/api.ts";
 import { filterLogger } from "../../log/logger.ts";
-import { cleanMessage, describeImportFailure, ModuleLoadError } from "../errors.ts";
+import { cleanMessage, describeImportFailure } from "../errors.ts";
+import { withDeadline } from "../proxy/start.ts";
 import { SandboxedFilterError } from "../sandbox/errors.ts";
 import { SandboxChild, type SandboxChildSpec } from "./child.ts";
 import { SandboxProcessError } from "./errors.ts";
 import { PROCESS_START_TIMEOUT_MS, ProcessFilterFactory } from "./factory.ts";
 import { type ChildGrants, childPermissionFlags, SandboxPermissionError } from "./flags.ts";
+import { exportProblem, loadError, moduleSubject, spare } from "../subject.ts";
 
 /** How long the loader's child waits to be adopted by the factory before it is ended. */
 const SPARE_CHILD_MS = 10_000;
 const DENIED = /Requires (\w+) access to "([^"]+)"/;
-
-/** A module being loaded: what every message about it names. */
-interface Subject {
-  url: string;
-  exportName: string;
-  where: string;
-}
 
 /**
  * Starts a process sandbox for the filter, checks that its module loads and exports a
@@ -59,16 +54,12 @@ export async function loadProcessSandboxed(
   importUrl: string,
 ): Promise<CreateStreamFilterFactory> {
   const sandbox = filter.sandbox!;
-  const subject: Subject = {
-    url: filter.module ?? importUrl,
-    exportName: filter.export ?? "createStreamFilterFactory",
-    where: `${filter.position.file}:${filter.position.line}: ${filter.position.path}`,
-  };
+  const subject = moduleSubject(filter, importUrl);
   let grants: ChildGrants;
   try {
     grants = childPermissionFlags(sandbox.permissions, subject.url);
   } catch (error) {
-    if (error instanceof SandboxPermissionError) throw fail(subject, error.message, error);
+    if (error instanceof SandboxPermissionError) throw loadError(subject, error.message, error);
     throw error;
   }
   const spec: SandboxChildSpec = {
@@ -88,7 +79,7 @@ export async function loadProcessSandboxed(
     });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    throw fail(
+    throw loadError(
       subject,
       `Deno refused to start the sandbox process (${message}); run Mosaic with --allow-run=${denoPath()}`,
       error,
@@ -96,32 +87,23 @@ export async function loadProcessSandboxed(
   }
 
   let loaded;
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    loaded = await Promise.race([
-      child.loaded(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new SandboxProcessError(
-                `the sandbox process did not load it within ${PROCESS_START_TIMEOUT_MS} ms`,
-              ),
-            ),
-          PROCESS_START_TIMEOUT_MS,
-        );
-      }),
-    ]);
+    loaded = await withDeadline(
+      PROCESS_START_TIMEOUT_MS,
+      () =>
+        new SandboxProcessError(
+          `the sandbox process did not load it within ${PROCESS_START_TIMEOUT_MS} ms`,
+        ),
+      (deadline) => Promise.race([child.loaded(), deadline]),
+    );
   } catch (error) {
     child.kill(error instanceof Error ? error : new Error(String(error)));
     await child.exited;
-    throw fail(subject, describeLoadFailure(error, subject.url), error);
-  } finally {
-    clearTimeout(timer);
+    throw loadError(subject, describeLoadFailure(error, subject.url), error);
   }
   const problem = exportProblem(subject, loaded.exports, loaded.kind);
   if (problem !== undefined) {
-    const error = fail(subject, problem);
+    const error = loadError(subject, problem);
     child.kill(error);
     await child.exited;
     throw error;
@@ -129,16 +111,13 @@ export async function loadProcessSandboxed(
 
   // The child that imported the module serves the first factory; it is ended if no
   // factory adopts it (the build stopped at another filter).
-  let spare: SandboxChild | undefined = child;
-  const reap = setTimeout(() => {
-    spare?.kill(new SandboxProcessError("The loader's sandbox process was not adopted"));
-    spare = undefined;
-  }, SPARE_CHILD_MS);
-  Deno.unrefTimer(reap);
+  const adopt = spare(
+    child,
+    SPARE_CHILD_MS,
+    (kept) => kept.kill(new SandboxProcessError("The loader's sandbox process was not adopted")),
+  );
   return async (config, context) => {
-    const adopted = spare;
-    spare = undefined;
-    clearTimeout(reap);
+    const adopted = adopt();
     try {
       return await ProcessFilterFactory.create(spec, config, context, {
         child: adopted,
@@ -169,30 +148,6 @@ function describeLoadFailure(error: unknown, url: string): string {
   }
   if (error instanceof SandboxProcessError) return error.message;
   return describeImportFailure(error, url);
-}
-
-/** Why the export cannot be used, or undefined (the loader's check, for a child's answer). */
-function exportProblem(subject: Subject, exports: string[], kind: string): string | undefined {
-  if (kind === "undefined" && !exports.includes(subject.exportName)) {
-    return `the module has no export "${subject.exportName}" (it exports: ${
-      exports.join(", ") || "nothing"
-    })`;
-  }
-  if (kind !== "function") {
-    return `the export "${subject.exportName}" is ${
-      kind === "object" ? "an object" : kind
-    }, expected a function (config, context) => StreamFilterFactory`;
-  }
-  return undefined;
-}
-
-function fail(subject: Subject, reason: string, cause?: unknown): ModuleLoadError {
-  return new ModuleLoadError(reason, {
-    module: subject.url,
-    exportName: subject.exportName,
-    where: subject.where,
-    cause,
-  });
 }
 
 function denoPath(): string {
