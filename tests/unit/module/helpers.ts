@@ -7,6 +7,8 @@
 
 import type { SandboxConfig, StreamFilterConfig } from "../../../src/config/types.ts";
 import type { FactoryContext, PluginCaller } from "../../../src/filter/api.ts";
+import { loadFilterModule } from "../../../src/module/loader.ts";
+import { createInProcessProxy, type InProcessProxy } from "../../../src/proxy/in_process.ts";
 
 /** A filter config for `module`, as the config loader would make it. */
 export function moduleFilter(
@@ -103,4 +105,64 @@ export const createStreamFilterFactory: CreateStreamFilterFactory = () => ({
   },
 });
 `;
+}
+
+/** Plugins that echo the request's header, with status 7 for `checker` and -1 otherwise. */
+export const echoPlugins: PluginCaller = {
+  call: (name, request) =>
+    Promise.resolve({
+      header: request.header ?? {},
+      trailer: {},
+      body: new Uint8Array(),
+      status: name === "checker" ? 7 : -1,
+    }),
+};
+
+/** Options of {@linkcode withModuleProxy}. */
+export interface ModuleProxyOptions {
+  /** The filter's name. */
+  name: string;
+  /** The module URL. */
+  module: string;
+  /** @default {"closed"} */
+  failureMode?: "open" | "closed";
+  /** The filter's sandbox. */
+  sandbox: SandboxConfig;
+  /** Whether the upstream's answer names the request path too. */
+  upstreamPath?: boolean;
+}
+
+/**
+ * Runs `body` against an in-process proxy whose one filter is the sandboxed module, with
+ * {@linkcode echoPlugins}, and an upstream that answers with the request as JSON; closes
+ * the proxy after.
+ */
+export async function withModuleProxy(
+  options: ModuleProxyOptions,
+  body: (proxy: InProcessProxy) => Promise<void>,
+): Promise<void> {
+  const proxy = await createInProcessProxy({
+    streamFilters: [{
+      type: "module",
+      name: options.name,
+      module: options.module,
+      failureMode: options.failureMode ?? "closed",
+      sandbox: options.sandbox,
+    }],
+    resolveModule: loadFilterModule,
+    plugins: echoPlugins,
+    upstream: async (request) => {
+      const headers = Object.fromEntries(request.headers);
+      return Response.json(
+        options.upstreamPath
+          ? { path: new URL(request.url).pathname, headers, body: await request.text() }
+          : { headers, body: await request.text() },
+      );
+    },
+  });
+  try {
+    await body(proxy);
+  } finally {
+    await proxy.close();
+  }
 }

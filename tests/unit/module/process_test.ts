@@ -1,24 +1,13 @@
 import assert from "node:assert/strict";
 import type { SandboxConfig } from "../../../src/config/types.ts";
-import type { PluginCaller } from "../../../src/filter/api.ts";
 import { ModuleLoadError } from "../../../src/module/errors.ts";
 import { loadFilterModule } from "../../../src/module/loader.ts";
-import { createInProcessProxy, type InProcessProxy } from "../../../src/proxy/in_process.ts";
+import type { InProcessProxy } from "../../../src/proxy/in_process.ts";
 import { withLogCapture } from "../../helpers/log_capture.ts";
 import { isAlive, waitFor } from "../plugin/helpers.ts";
-import { factoryContext, moduleFilter, tempDir, writeModule } from "./helpers.ts";
+import { factoryContext, moduleFilter, tempDir, withModuleProxy, writeModule } from "./helpers.ts";
 
 const FILTER = new URL("./fixtures/process_filter.js", import.meta.url).href;
-
-const plugins: PluginCaller = {
-  call: (name, request) =>
-    Promise.resolve({
-      header: request.header ?? {},
-      trailer: {},
-      body: new Uint8Array(),
-      status: name === "checker" ? 7 : -1,
-    }),
-};
 
 function processSandbox(
   permissions: Record<string, unknown> = {},
@@ -27,7 +16,7 @@ function processSandbox(
   return { isolation: "process", permissions, timeoutMs };
 }
 
-async function withSandbox(
+function withSandbox(
   options: {
     permissions?: Record<string, unknown>;
     timeoutMs?: number;
@@ -36,27 +25,12 @@ async function withSandbox(
   },
   body: (proxy: InProcessProxy) => Promise<void>,
 ): Promise<void> {
-  const proxy = await createInProcessProxy({
-    streamFilters: [{
-      type: "module",
-      name: "boxed",
-      module: options.module ?? FILTER,
-      failureMode: options.failureMode ?? "closed",
-      sandbox: processSandbox(options.permissions, options.timeoutMs),
-    }],
-    resolveModule: loadFilterModule,
-    plugins,
-    upstream: async (request) =>
-      Response.json({
-        headers: Object.fromEntries(request.headers),
-        body: await request.text(),
-      }),
-  });
-  try {
-    await body(proxy);
-  } finally {
-    await proxy.close();
-  }
+  return withModuleProxy({
+    name: "boxed",
+    module: options.module ?? FILTER,
+    failureMode: options.failureMode,
+    sandbox: processSandbox(options.permissions, options.timeoutMs),
+  }, body);
 }
 
 /** Sends a request and returns its status, the sandbox's pid header and the body text. */

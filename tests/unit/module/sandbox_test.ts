@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import type { StreamFilterConfig } from "../../../src/config/types.ts";
-import type { PluginCaller } from "../../../src/filter/api.ts";
 import { ModuleLoadError } from "../../../src/module/errors.ts";
 import { loadFilterModule } from "../../../src/module/loader.ts";
 import { createInProcessProxy, type InProcessProxy } from "../../../src/proxy/in_process.ts";
@@ -11,22 +10,13 @@ import {
   moduleFilter,
   sandbox,
   tempDir,
+  withModuleProxy,
   writeModule,
 } from "./helpers.ts";
 
 const FILTER = new URL("./fixtures/sandbox_filter.js", import.meta.url).href;
 
-const plugins: PluginCaller = {
-  call: (name, request) =>
-    Promise.resolve({
-      header: request.header ?? {},
-      trailer: {},
-      body: new Uint8Array(),
-      status: name === "checker" ? 7 : -1,
-    }),
-};
-
-async function withSandbox(
+function withSandbox(
   options: {
     permissions?: Record<string, unknown>;
     timeoutMs?: number;
@@ -34,28 +24,13 @@ async function withSandbox(
   },
   body: (proxy: InProcessProxy) => Promise<void>,
 ): Promise<void> {
-  const proxy = await createInProcessProxy({
-    streamFilters: [{
-      type: "module",
-      name: "sandboxed",
-      module: FILTER,
-      failureMode: options.failureMode ?? "closed",
-      sandbox: sandbox(options.permissions ?? {}, options.timeoutMs ?? 5000),
-    }],
-    resolveModule: loadFilterModule,
-    plugins,
-    upstream: async (request) =>
-      Response.json({
-        path: new URL(request.url).pathname,
-        headers: Object.fromEntries(request.headers),
-        body: await request.text(),
-      }),
-  });
-  try {
-    await body(proxy);
-  } finally {
-    await proxy.close();
-  }
+  return withModuleProxy({
+    name: "sandboxed",
+    module: FILTER,
+    failureMode: options.failureMode,
+    sandbox: sandbox(options.permissions ?? {}, options.timeoutMs ?? 5000),
+    upstreamPath: true,
+  }, body);
 }
 
 Deno.test("a sandboxed filter runs with exactly its permissions", () =>
