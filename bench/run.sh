@@ -27,11 +27,11 @@ if ((${#missing[@]} > 0)); then
   echo "bench: installing ${missing[*]} from Debian's packages" >&2
   sudo=()
   if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
-  "${sudo[@]}" apt-get update -q
+  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -q
   # The package scripts must not start the system nginx/haproxy services: where no
   # policy-rc.d forbids it, Debian's invoke-rc.d would. RUNLEVEL=1 makes it skip them.
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 # Its own folder: a package.json in bench/ itself would make Deno take bench/ for a

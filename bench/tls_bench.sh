@@ -33,10 +33,10 @@ if ((${#missing[@]} > 0)); then
   echo "tls_bench: installing ${missing[*]} from Debian's packages" >&2
   sudo=()
   if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
-  "${sudo[@]}" apt-get update -q
+  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -q
   # RUNLEVEL=1: the package scripts must not start the system nginx service.
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 tmp="$(mktemp -d -t mosaic-tls-bench-XXXXXX)"

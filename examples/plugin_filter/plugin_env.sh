@@ -12,10 +12,10 @@ need_debs() {
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"
   # shellcheck disable=SC2086
-  if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing >/dev/null; then
-    $SUDO apt-get update -q >/dev/null
+  if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -q $missing >/dev/null; then
+    $SUDO apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
     # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -q $missing >/dev/null
   fi
 }
 

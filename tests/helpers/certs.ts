@@ -173,11 +173,18 @@ async function ensureOpenssl(): Promise<void> {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
   // Debian ships openssl as a package; tests on a bare image install it once.
-  const install = await new Deno.Command("apt-get", {
-    args: ["install", "-y", "openssl"],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
+  // Other test files may be installing at the same time: wait for dpkg's lock.
+  const apt = (args: string[]) =>
+    new Deno.Command("apt-get", {
+      args: ["-o", "DPkg::Lock::Timeout=300", ...args],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+  let install = await apt(["install", "-y", "openssl"]);
+  if (!install.success) {
+    await apt(["update", "-q"]);
+    install = await apt(["install", "-y", "openssl"]);
+  }
   if (!install.success) {
     const stderr = new TextDecoder().decode(install.stderr).trim();
     throw new Error(`Cannot install openssl with apt-get: ${stderr}`);
