@@ -64,11 +64,11 @@ Deno.test("type: module without a module says what is missing", () => {
 });
 
 Deno.test("a module with a scheme other than file, http or https is an error", () => {
-  const text = withReplaced("- type: demo", "- type: module\n            module: jsr:@x/filter");
+  const text = withReplaced("- type: demo", "- type: module\n            module: npm:@x/filter");
   assertConfigError(text, {
-    line: lineOf(text, "jsr:"),
+    line: lineOf(text, "npm:"),
     path: `${FILTER}.module`,
-    problem: /expected a path or a file:, http: or https: URL, got "jsr:@x\/filter"/,
+    problem: /expected a path or a file:, http: or https: URL, got "npm:@x\/filter"/,
   });
 });
 
