@@ -21,6 +21,7 @@ import {
 import { configureLogging, logger } from "./src/log/logger.ts";
 import { loadFilterModule } from "./src/module/loader.ts";
 import { Runtime } from "./src/server/runtime.ts";
+import { watchConfigFile } from "./src/server/config_watch.ts";
 import { registerCertificateProvider } from "./src/tls/providers.ts";
 import type { PluginCaller } from "./src/filter/api.ts";
 import { AdminServer } from "./src/admin/server.ts";
@@ -124,10 +125,12 @@ async function run(file: string): Promise<number> {
     });
   };
   Deno.addSignalListener("SIGHUP", reload);
+  const watch = config.watch ? watchConfigFile(file, reload) : undefined;
 
   const stopped = Promise.withResolvers<void>();
   const stop = (signal: string) => () => {
     log.info("{signal}: draining for up to {ms} ms", { signal, ms: config.drainTimeoutMs });
+    watch?.close();
     Promise.allSettled([runtime.shutdown(config.drainTimeoutMs), admin?.stop()])
       .then(() => plugins!.stop())
       .then(stopped.resolve, stopped.resolve);

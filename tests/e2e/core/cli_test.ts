@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { writeConfig } from "../../helpers/proxy_process.ts";
+import { startProxy, writeConfig } from "../../helpers/proxy_process.ts";
 
 const MAIN = new URL("../../../main.ts", import.meta.url).pathname;
 
@@ -81,4 +81,36 @@ Deno.test("MOSN's own JSON config loads unchanged, warning about what Mosaic ign
   ]);
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stderr, /conn_buffer_limit_bytes: not implemented by Mosaic, ignored/);
+});
+
+Deno.test("with watch: true, an edit of the config file takes over without a signal", async () => {
+  const yaml = (body: string) =>
+    `watch: true
+servers:
+  - routers:
+      - router_config_name: r
+        virtual_hosts: [{ name: v, domains: ["*"], routers: [{ match: { prefix: / }, direct_response: { status: 200, body: "${body}" } }] }]
+    listeners:
+      - name: l
+        address: 127.0.0.1:0
+        filter_chains: [{ filters: [{ type: proxy, config: { router_config_name: r } }] }]
+`;
+  const file = await writeConfig(yaml("first"));
+  const proxy = await startProxy(file);
+  try {
+    const url = `http://${proxy.listeners.get("l")}/`;
+    assert.equal(await (await fetch(url)).text(), "first");
+    await Deno.writeTextFile(file, yaml("second"));
+    let answer = "";
+    for (let i = 0; i < 50 && answer !== "second"; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      answer = await (await fetch(url)).text();
+    }
+    assert.equal(answer, "second");
+    await Deno.writeTextFile(file, "servers: [oops");
+    await proxy.waitForOutput("Reload failed, the running config stays");
+    assert.equal(await (await fetch(url)).text(), "second");
+  } finally {
+    await proxy.stop();
+  }
 });
