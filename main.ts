@@ -128,7 +128,11 @@ async function run(file: string): Promise<number> {
   const watch = config.watch ? watchConfigFile(file, reload) : undefined;
 
   const stopped = Promise.withResolvers<void>();
+  let stopping = false;
   const stop = (signal: string) => () => {
+    // npm and deno task pass a signal on to the whole group: the second one is ignored.
+    if (stopping) return;
+    stopping = true;
     log.info("{signal}: draining for up to {ms} ms", { signal, ms: config.drainTimeoutMs });
     watch?.close();
     Promise.allSettled([runtime.shutdown(config.drainTimeoutMs), admin?.stop()])
