@@ -123,6 +123,7 @@ export function normalizeTls(
     extendVerify: raw.extend_verify,
     insecureSkip: raw.insecure_skip,
     requireClientCert: raw.require_client_cert || raw.verify_client,
+    serveMode: raw.serve_mode,
     position: ctx.source.position(path),
   };
 }

@@ -161,6 +161,7 @@ export const tlsContext = z.object({
   insecure_skip: z.boolean().default(false),
   require_client_cert: z.boolean().default(false),
   verify_client: z.boolean().default(false),
+  serve_mode: z.enum(["auto", "bridge", "direct"]).optional(),
 });
 
 /** The parsed (not yet normalized) `tls_context`. */

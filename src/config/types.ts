@@ -246,6 +246,13 @@ export interface TlsContextConfig {
   extendVerify: unknown;
   insecureSkip: boolean;
   requireClientCert: boolean;
+  /**
+   * How a TLS listener serves: `bridge` (node:tls in front of Deno.serve: client
+   * certificates, rotation without failed requests), `direct` (Deno.serve with the
+   * certificate: faster; needs `--unstable-net` to rotate), or `auto`. Unset: the
+   * `MOSAIC_TLS_SERVE` environment variable, else `auto`.
+   */
+  serveMode: "auto" | "bridge" | "direct" | undefined;
   position: SourcePosition;
 }
 

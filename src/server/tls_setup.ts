@@ -83,7 +83,7 @@ export async function prepareListenerTls(
     });
     material = running.material;
   }
-  const preference = servePreferenceFromEnv();
+  const preference = tls.serveMode ?? servePreferenceFromEnv();
   return { provider, material, choice: chooseTlsServeMode(tls, { preference }) };
 }
 

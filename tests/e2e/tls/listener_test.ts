@@ -142,3 +142,21 @@ Deno.test("MOSAIC_TLS_SERVE=direct without --unstable-net serves, and says rotat
     await proxy.stop();
   }
 });
+
+Deno.test("tls_context serve_mode in the config chooses how the listener serves", async () => {
+  const upstream = startUpstream(() => new Response("ok"));
+  const tls = TLS.replace("status: true,", "status: true, serve_mode: direct,");
+  const file = await writeConfig(
+    tlsYaml({ tls, clusters: [{ name: "up", hosts: [upstream.address] }] }),
+  );
+  const proxy = await startProxy(file, { flags: [...FLAGS, "--unstable-net"] });
+  try {
+    assert.match(proxy.output(), /TLS on listener "l": "Deno\.serve"/);
+    const port = proxy.listeners.get("l")!.split(":")[1];
+    const result = await curl(["--cacert", pki.paths.caCert, `https://localhost:${port}/`]);
+    assert.equal(result.stdout, "ok");
+  } finally {
+    await proxy.stop();
+    await upstream.close();
+  }
+});

@@ -28,6 +28,7 @@ function clusterTls(overrides: Partial<TlsContextConfig> = {}): TlsContextConfig
     extendVerify: undefined,
     insecureSkip: false,
     requireClientCert: false,
+    serveMode: undefined,
     position: {
       file: `${pki.dir}/config.yaml`,
       line: 40,

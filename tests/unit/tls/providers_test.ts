@@ -35,6 +35,7 @@ function tlsContext(overrides: Partial<TlsContextConfig> = {}): TlsContextConfig
     extendVerify: undefined,
     insecureSkip: false,
     requireClientCert: false,
+    serveMode: undefined,
     position: {
       file: `${pki.dir}/config.yaml`,
       line: 12,

@@ -24,6 +24,7 @@ export function testTlsContext(
     extendVerify: undefined,
     insecureSkip: false,
     requireClientCert: false,
+    serveMode: undefined,
     position: {
       file: configFile,
       line: 7,
