@@ -139,8 +139,31 @@ function normalizeListener(
       format: log.log_format,
     })),
     maxHeaderBytes: raw.max_header_bytes,
+    headerReadTimeoutMs: headerReadTimeout(raw, network.type, path, ctx),
     position: ctx.source.position(path),
   };
+}
+
+/** `header_read_timeout`, only on plain HTTP listeners: refused, never ignored, elsewhere. */
+function headerReadTimeout(
+  raw: RawListener,
+  network: "proxy" | "tcp_proxy",
+  path: FieldPath,
+  ctx: NormalizeContext,
+): number {
+  const timeout = raw.header_read_timeout ?? 0;
+  if (timeout === 0) return 0;
+  const where = [...path, "header_read_timeout"];
+  if (network !== "proxy") {
+    throw ctx.source.error(where, "header_read_timeout needs the proxy network filter");
+  }
+  if (raw.filter_chains[0].tls_context?.status === true) {
+    throw ctx.source.error(
+      where,
+      "header_read_timeout is not supported on TLS listeners yet (the TLS front would need it)",
+    );
+  }
+  return timeout;
 }
 
 function normalizeNetworkFilter(

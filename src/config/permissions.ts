@@ -132,7 +132,10 @@ export function narrowestPermissionFlags(config: MosaicConfig): string[] {
   }
   // A TLS listener terminates TLS in node:tls and hands each connection to an inner
   // Deno.serve bound to a free loopback port (src/tls/bridge.ts).
-  if (config.listeners.some((l) => l.tls !== undefined)) grants.add("net", "127.0.0.1");
+  // So does a listener with a header read timeout (src/server/guarded_listener.ts).
+  if (config.listeners.some((l) => l.tls !== undefined || l.headerReadTimeoutMs > 0)) {
+    grants.add("net", "127.0.0.1");
+  }
 
   // Read for the config file also covers `watch: true`, which watches it.
   grants.add("read", config.file);

@@ -138,6 +138,7 @@ const listener = z.object({
   stream_filters: z.array(streamFilter).default([]),
   access_logs: z.array(accessLog).default([]),
   max_header_bytes: intIn(1024, 16 * 1024 * 1024).default(32768),
+  header_read_timeout: durationMs.optional(),
 });
 
 const server = z.object({

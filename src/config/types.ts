@@ -64,6 +64,13 @@ export interface ListenerConfig {
    * itself answers 400 to a block over about 64 KiB, before Mosaic sees it.
    */
   maxHeaderBytes: number;
+  /**
+   * Close a connection whose request head is not complete this long after its first byte
+   * (or after the connection opened, for its first request), answering 408; 0: off.
+   * Deno.serve has no such timeout, so a listener with one runs behind a TCP front that
+   * follows the request framing (costs throughput; see src/server/guarded_listener.ts).
+   */
+  headerReadTimeoutMs: number;
   /** Where in the file the listener is. */
   position: SourcePosition;
 }

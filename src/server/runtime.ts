@@ -18,6 +18,7 @@ import { Http1Pool } from "../upstream/http1_pool.ts";
 import { Http2Pool } from "../upstream/http2_pool.ts";
 import type { ConnectionPool } from "../upstream/types.ts";
 import { HttpListener } from "./http_listener.ts";
+import { GuardedHttpListener } from "./guarded_listener.ts";
 import { type TcpProxyContext, TcpProxyListener } from "./tcp_proxy.ts";
 import { TlsHttpListener } from "./tls_listener.ts";
 import {
@@ -35,7 +36,7 @@ export interface RuntimeOptions {
   resolveModule: ModuleResolver;
 }
 
-type Listener = HttpListener | TcpProxyListener | TlsHttpListener;
+type Listener = HttpListener | TcpProxyListener | TlsHttpListener | GuardedHttpListener;
 
 /** One config's worth of built parts. */
 interface Generation {
@@ -233,6 +234,12 @@ export class Runtime {
         ? new TcpProxyListener(config, context as TcpProxyContext)
         : tls !== undefined
         ? await startTlsListener(config, tls, context as ListenerContext, drainTimeoutMs)
+        : config.headerReadTimeoutMs > 0
+        ? new GuardedHttpListener({
+          hostname: config.hostname,
+          port: config.port,
+          headerReadTimeoutMs: config.headerReadTimeoutMs,
+        }, context as ListenerContext)
         : new HttpListener(
           { hostname: config.hostname, port: config.port },
           context as ListenerContext,
@@ -286,5 +293,6 @@ function clustersSpeakingHttp2(config: MosaicConfig): Set<string> {
 
 function sameSocket(a: ListenerConfig, b: ListenerConfig): boolean {
   return a.hostname === b.hostname && a.port === b.port && a.network.type === b.network.type &&
-    (a.tls?.status ?? false) === (b.tls?.status ?? false);
+    (a.tls?.status ?? false) === (b.tls?.status ?? false) &&
+    (a.headerReadTimeoutMs > 0) === (b.headerReadTimeoutMs > 0);
 }

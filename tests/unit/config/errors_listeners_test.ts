@@ -261,3 +261,18 @@ Deno.test("messages use the file name as the caller gave it", () => {
   assert.ok(error.message.startsWith(`${FILE}:`));
   assert.equal(error.problem, 'expected host:port, got "nope"');
 });
+
+Deno.test("header_read_timeout on a TLS listener is refused, not ignored", () => {
+  const text = withReplaced(
+    "        address: 127.0.0.1:2046\n",
+    "        address: 127.0.0.1:2046\n        header_read_timeout: 10s\n",
+  ).replace(
+    "          - filters:",
+    "          - tls_context: { status: true, cert_chain: c.pem, private_key: k.pem }\n            filters:",
+  );
+  assertConfigError(text, {
+    line: lineOf(text, "header_read_timeout"),
+    path: `${LISTENER}.header_read_timeout`,
+    problem: /not supported on TLS listeners yet/,
+  });
+});
