@@ -1,3 +1,4 @@
+import { testTlsContext } from "./tls_context.ts";
 import assert from "node:assert/strict";
 import { ConfigError } from "../../../src/config/errors.ts";
 import type { TlsContextConfig } from "../../../src/config/types.ts";
@@ -15,27 +16,15 @@ import {
 const pki = await makeTestPki();
 
 function clusterTls(overrides: Partial<TlsContextConfig> = {}): TlsContextConfig {
-  return {
-    status: true,
-    certChain: undefined,
-    privateKey: undefined,
+  return testTlsContext(`${pki.dir}/config.yaml`, {
     caCert: "ca.crt",
-    serverName: undefined,
-    minVersion: undefined,
-    maxVersion: undefined,
-    alpn: [],
-    type: "file",
-    extendVerify: undefined,
-    insecureSkip: false,
-    requireClientCert: false,
-    serveMode: undefined,
     position: {
       file: `${pki.dir}/config.yaml`,
       line: 40,
       path: "cluster_manager.clusters[0].tls_context",
     },
     ...overrides,
-  };
+  });
 }
 
 Deno.test("an upstream signed by ca_cert is verified, and ALPN picks h2", async () => {

@@ -1,3 +1,4 @@
+import { testTlsContext } from "./tls_context.ts";
 import assert from "node:assert/strict";
 import { createCertificateProvider as createFileProvider } from "../../../extensions/cert_providers/file/mod.ts";
 import { createCertificateProvider as createPluginProvider } from "../../../extensions/cert_providers/plugin/mod.ts";
@@ -22,27 +23,14 @@ if (getCertificateProvider("file") === undefined) {
 }
 
 function tlsContext(overrides: Partial<TlsContextConfig> = {}): TlsContextConfig {
-  return {
-    status: true,
-    certChain: undefined,
-    privateKey: undefined,
-    caCert: undefined,
-    serverName: undefined,
-    minVersion: undefined,
-    maxVersion: undefined,
-    alpn: [],
-    type: "file",
-    extendVerify: undefined,
-    insecureSkip: false,
-    requireClientCert: false,
-    serveMode: undefined,
+  return testTlsContext(`${pki.dir}/config.yaml`, {
     position: {
       file: `${pki.dir}/config.yaml`,
       line: 12,
       path: "servers[0].listeners[0].filter_chains[0].tls_context",
     },
     ...overrides,
-  };
+  });
 }
 
 /** A stand-in for the plugin host: records calls and answers what the test says. */
