@@ -14,7 +14,7 @@
  * @module
  */
 
-import { ProcessGroup } from "./load/processes.ts";
+import { loadAverage, ProcessGroup, stopOnSignal, warnIfBusy } from "./load/processes.ts";
 import {
   formatReport,
   goals,
@@ -93,15 +93,6 @@ async function version(command: string, args: string[]): Promise<string> {
   }
 }
 
-/** The 1-minute load average, when the OS tells it (Linux). */
-async function loadAverage(): Promise<number | undefined> {
-  try {
-    return Number((await Deno.readTextFile("/proc/loadavg")).split(" ")[0]);
-  } catch {
-    return undefined;
-  }
-}
-
 function selectTargets(): Target[] {
   const wanted = Deno.env.get("BENCH_TARGETS");
   if (wanted === undefined || wanted.trim() === "") return TARGETS;
@@ -161,28 +152,10 @@ export async function main(): Promise<number> {
   const processes = new ProcessGroup();
   const dir = await Deno.makeTempDir({ prefix: "mosaic-bench-" });
   const context: BenchContext = { processes, dir, root };
-  let interrupted = false;
-  const onSignal = () => {
-    if (interrupted) return;
-    interrupted = true;
-    console.error("bench: interrupted, stopping every process it started");
-    processes.stopAll()
-      .then(() => Deno.remove(dir, { recursive: true }))
-      .catch(() => {})
-      .finally(() => Deno.exit(130));
-  };
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  const signals = stopOnSignal("bench", processes, dir);
 
   // wrk, the upstream and the proxy need the cores to themselves: say when they don't.
-  const loadBefore = await loadAverage();
-  const cpus = navigator.hardwareConcurrency;
-  if (loadBefore !== undefined && loadBefore > cpus / 2) {
-    console.error(
-      `bench: warning: load average ${loadBefore} on ${cpus} cores before the run; ` +
-        "other work will lower every figure and widen p99",
-    );
-  }
+  const loadBefore = await warnIfBusy("bench", "other work will lower every figure and widen p99");
 
   // Rounds go over every target in turn, so a burst of other work hits one round of
   // several targets rather than every round of one.
@@ -193,23 +166,23 @@ export async function main(): Promise<number> {
       `bench: upstream ${upstream.url}; ${duration} per target after ${warmup}, ` +
         `${rounds} round(s)`,
     );
-    for (let round = 1; round <= rounds && !interrupted; round++) {
+    for (let round = 1; round <= rounds && !signals.interrupted; round++) {
       for (const target of targets) {
         console.error(`bench: round ${round}: ${target.name} (${target.description})`);
         const outcome = await measure(context, upstream, target, duration, warmup);
-        if (interrupted) break;
+        if (signals.interrupted) break;
         if (outcome.error !== undefined) console.error(`bench: ${target.name} failed`);
         outcomes.get(target.name)!.push(outcome);
       }
     }
   } finally {
     await processes.stopAll();
-    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+    signals.remove();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 
   // The signal handler exits once its cleanup is done; a cut-short run reports nothing.
-  if (interrupted) return await new Promise<number>(() => {});
+  if (signals.interrupted) return await new Promise<number>(() => {});
   const results = targets.map((t) => medianRound(outcomes.get(t.name)!));
   console.log(formatReport(results));
 
@@ -224,7 +197,7 @@ export async function main(): Promise<number> {
       headers: { User: "admin" },
     },
     machine: {
-      cpus,
+      cpus: navigator.hardwareConcurrency,
       os: Deno.build.os,
       arch: Deno.build.arch,
       loadAverageBefore: loadBefore,

@@ -25,7 +25,15 @@
  * @module
  */
 
-import { type Child, freePort, ProcessGroup, waitUntilReady } from "./load/processes.ts";
+import {
+  type Child,
+  freePort,
+  loadAverage,
+  ProcessGroup,
+  stopOnSignal,
+  waitUntilReady,
+  warnIfBusy,
+} from "./load/processes.ts";
 import {
   BENCH_HEADERS,
   type BenchContext,
@@ -236,14 +244,6 @@ function formatRows(rows: Row[]): string {
   return lines.join("\n");
 }
 
-async function loadAverage(): Promise<number | undefined> {
-  try {
-    return Number((await Deno.readTextFile("/proc/loadavg")).split(" ")[0]);
-  } catch {
-    return undefined;
-  }
-}
-
 function selectTargets(): Target[] {
   const wanted = Deno.env.get("BENCH_TARGETS");
   if (wanted === undefined || wanted.trim() === "") return TARGETS;
@@ -283,27 +283,9 @@ export async function main(): Promise<number> {
   const dir = await Deno.makeTempDir({ prefix: "mosaic-plugin-bench-" });
   const context: BenchContext = { processes, dir, root };
   await Deno.writeTextFile(`${dir}/checkconf.json`, JSON.stringify(BENCH_HEADERS));
-  let interrupted = false;
-  const onSignal = () => {
-    if (interrupted) return;
-    interrupted = true;
-    console.error("plugin bench: interrupted, stopping every process it started");
-    processes.stopAll()
-      .then(() => Deno.remove(dir, { recursive: true }))
-      .catch(() => {})
-      .finally(() => Deno.exit(130));
-  };
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  const signals = stopOnSignal("plugin bench", processes, dir);
 
-  const loadBefore = await loadAverage();
-  const cpus = navigator.hardwareConcurrency;
-  if (loadBefore !== undefined && loadBefore > cpus / 2) {
-    console.error(
-      `plugin bench: warning: load average ${loadBefore} on ${cpus} cores before the run; ` +
-        "other work will raise every latency",
-    );
-  }
+  const loadBefore = await warnIfBusy("plugin bench", "other work will raise every latency");
 
   const measurements: Measurement[] = [];
   try {
@@ -314,9 +296,9 @@ export async function main(): Promise<number> {
     );
     // Rounds go over every target in turn, so a burst of other work hits one round of
     // several targets rather than every round of one.
-    for (let round = 1; round <= rounds && !interrupted; round++) {
+    for (let round = 1; round <= rounds && !signals.interrupted; round++) {
       for (const target of targets) {
-        if (interrupted) break;
+        if (signals.interrupted) break;
         console.error(`plugin bench: round ${round}: ${target.name} (${target.description})`);
         let started: Started | undefined;
         try {
@@ -339,10 +321,10 @@ export async function main(): Promise<number> {
     }
   } finally {
     await processes.stopAll();
-    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+    signals.remove();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
-  if (interrupted) return await new Promise<number>(() => {});
+  if (signals.interrupted) return await new Promise<number>(() => {});
 
   const rows = summarize(measurements, targets);
   console.log(formatRows(rows));
@@ -353,7 +335,7 @@ export async function main(): Promise<number> {
     rounds,
     goalAddedP50Ms: GOAL_ADDED_P50_MS,
     machine: {
-      cpus,
+      cpus: navigator.hardwareConcurrency,
       os: Deno.build.os,
       arch: Deno.build.arch,
       loadAverageBefore: loadBefore,

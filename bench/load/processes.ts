@@ -168,3 +168,55 @@ export async function waitUntilReady(
       `(last: ${last})\n${child.tail()}`,
   );
 }
+
+/** The 1-minute load average, when the OS tells it (Linux). */
+export async function loadAverage(): Promise<number | undefined> {
+  try {
+    return Number((await Deno.readTextFile("/proc/loadavg")).split(" ")[0]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Warns when the machine is busy before a run: `consequence` says what that skews. */
+export async function warnIfBusy(label: string, consequence: string): Promise<number | undefined> {
+  const load = await loadAverage();
+  const cpus = navigator.hardwareConcurrency;
+  if (load !== undefined && load > cpus / 2) {
+    console.error(
+      `${label}: warning: load average ${load} on ${cpus} cores before the run; ${consequence}`,
+    );
+  }
+  return load;
+}
+
+/**
+ * On SIGINT, SIGTERM or SIGHUP: stops every process of the group, removes `dir`, and
+ * exits 130. `interrupted` tells a run loop to stop; `remove()` takes the handlers away.
+ */
+export function stopOnSignal(
+  label: string,
+  processes: ProcessGroup,
+  dir: string,
+): { readonly interrupted: boolean; remove(): void } {
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error(`${label}: interrupted, stopping every process it started`);
+    processes.stopAll()
+      .then(() => Deno.remove(dir, { recursive: true }))
+      .catch(() => {})
+      .finally(() => Deno.exit(130));
+  };
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  return {
+    get interrupted() {
+      return interrupted;
+    },
+    remove() {
+      for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+    },
+  };
+}
