@@ -23,6 +23,7 @@ import type { AccessRecord } from "../log/access_log.ts";
 import { Router } from "../router/router.ts";
 import { ClusterManager } from "../upstream/cluster.ts";
 import { FunctionPool, type UpstreamHandler } from "../upstream/function_pool.ts";
+import { fromFetchRequest, toFetchResponse } from "./downstream.ts";
 import { handleStream, type ListenerContext } from "./stream.ts";
 
 /** A stream filter as the in-process proxy takes it: the config's fields, defaults filled. */
@@ -159,10 +160,10 @@ export async function createInProcessProxy(options: InProcessOptions): Promise<I
       const url = input.startsWith("/") ? `http://mosaic.local${input}` : input;
       const request = new Request(url, init);
       if (!request.headers.has("host")) request.headers.set("host", new URL(url).host);
-      return handleStream(context, request, {
+      return handleStream(context, fromFetchRequest(request, "HTTP/1.1"), {
         remoteAddr: { hostname: "127.0.0.1", port: 40000 },
         protocol: "HTTP/1.1",
-      });
+      }).then(toFetchResponse);
     },
     async close() {
       clusters.close();

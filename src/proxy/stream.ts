@@ -26,6 +26,7 @@ import {
   type UpstreamResponse,
 } from "../upstream/types.ts";
 import type { AccessRecord } from "../log/access_log.ts";
+import type { DownstreamInfo, DownstreamRequest, StreamResponse } from "./downstream.ts";
 import { addForwardedHeaders, headerBlockSize, stripHopByHop } from "./headers.ts";
 import { type LocalResponse, RequestState } from "./request_state.ts";
 import { ResponseState } from "./response_state.ts";
@@ -50,34 +51,21 @@ export interface ListenerContext {
   readonly logger: Logger;
 }
 
-/** How the request reached the proxy. */
-export interface DownstreamInfo {
-  readonly remoteAddr: { readonly hostname: string; readonly port: number };
-  /** `HTTP/1.1` or `HTTP/2`. */
-  readonly protocol: string;
-  /**
-   * Settles when the response was delivered (or rejects when it could not be): Deno.serve's
-   * `info.completed`. Without it (in-process runs) the body is wrapped to tell the end.
-   */
-  readonly completed?: Promise<void>;
-}
-
 const MAX_ROUTE_REMATCHES = 8;
 const MAX_HOST_RECHOOSES = 8;
+
+export type { DownstreamInfo, DownstreamRequest, StreamResponse };
 
 /** Runs one request through the listener and returns the response to write. */
 export async function handleStream(
   ctx: ListenerContext,
-  request: Request,
+  request: DownstreamRequest,
   downstream: DownstreamInfo,
-): Promise<Response> {
+): Promise<StreamResponse> {
   const startTime = Date.now();
-  const url = request.url;
-  const path = url.slice(url.indexOf("/", url.indexOf("//") + 2));
-  // Deno.serve's request headers are immutable; the copy is what filters and upstream get.
-  const headers = new Headers(request.headers);
-  const authority = headers.get("host") ??
-    url.slice(url.indexOf("//") + 2, url.length - path.length);
+  const path = request.target;
+  const headers = request.headers;
+  const authority = request.authority ?? "";
   const req = new RequestState(
     request.method,
     path,
@@ -165,7 +153,7 @@ export async function handleStream(
     upstream?.body?.cancel().catch(() => {});
     log.flag ||= "DC";
     log.finish(499, 0, filters);
-    return new Response(null, { status: 499 });
+    return { status: 499, headers: new Headers(), body: null };
   }
 
   // 7. before_send, on upstream and local responses alike.
@@ -226,17 +214,17 @@ export async function handleStream(
         log.finish(status, sent, filters);
       },
     );
-    return new Response(body as BodyInit | null, { status, headers: responseHeaders });
+    return { status, headers: responseHeaders, body };
   }
   if (body instanceof ReadableStream) {
     const tracked = trackBody(body, request.signal, (bytesSent, error) => {
       if (error !== undefined) log.flag ||= "DC";
       log.finish(status, bytesSent, filters);
     });
-    return new Response(tracked, { status, headers: responseHeaders });
+    return { status, headers: responseHeaders, body: tracked };
   }
   log.finish(status, body?.byteLength ?? 0, filters);
-  return new Response(body as Uint8Array<ArrayBuffer> | null, { status, headers: responseHeaders });
+  return { status, headers: responseHeaders, body };
 }
 
 /** The result of the upstream step. */

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { fromFetchRequest, toFetchResponse } from "../proxy/downstream.ts";
 import { handleStream, type ListenerContext } from "../proxy/stream.ts";
 import { RequestFraming } from "./request_framing.ts";
 
@@ -54,11 +55,12 @@ export class GuardedHttpListener {
       if (client === undefined) {
         return new Response("connect through the listener\n", { status: 403 });
       }
-      return handleStream(this.context, request, {
+      const protocol = request.headers.has("host") ? "HTTP/1.1" : "HTTP/2";
+      return handleStream(this.context, fromFetchRequest(request, protocol), {
         remoteAddr: client,
-        protocol: request.headers.has("host") ? "HTTP/1.1" : "HTTP/2",
+        protocol,
         completed: info.completed,
-      });
+      }).then(toFetchResponse);
     });
     try {
       this.#outer = Deno.listen({ hostname: options.hostname, port: options.port });

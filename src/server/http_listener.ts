@@ -7,6 +7,7 @@
  * @module
  */
 
+import { fromFetchRequest, toFetchResponse } from "../proxy/downstream.ts";
 import { handleStream, type ListenerContext } from "../proxy/stream.ts";
 
 /** Options of an HTTP listener. */
@@ -50,11 +51,11 @@ export class HttpListener {
       this.#inFlight++;
       const done = () => this.#inFlight--;
       const protocol = protocolOf(request);
-      const response = handleStream(this.context, request, {
+      const response = handleStream(this.context, fromFetchRequest(request, protocol), {
         remoteAddr: info.remoteAddr,
         protocol,
         completed: info.completed,
-      });
+      }).then(toFetchResponse);
       response.then(done, done);
       return this.#retiring && protocol === "HTTP/1.1" ? response.then(closeConnection) : response;
     });

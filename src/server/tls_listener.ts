@@ -23,6 +23,7 @@
 import type { TlsContextConfig } from "../config/types.ts";
 import type { TlsMaterial } from "../filter/api.ts";
 import type { ListenerContext } from "../proxy/stream.ts";
+import { fromFetchRequest, toFetchResponse } from "../proxy/downstream.ts";
 import { handleStream } from "../proxy/stream.ts";
 import { serveTlsBridge, type TlsBridgeServer } from "../tls/bridge.ts";
 import { reasonOf } from "../tls/errors.ts";
@@ -251,11 +252,12 @@ export class TlsHttpListener {
   ): Promise<Response> {
     this.#bridgeInFlight++;
     const done = () => this.#bridgeInFlight--;
-    const response = handleStream(this.#context, request, {
+    const protocol = request.headers.has("host") ? "HTTP/1.1" : "HTTP/2";
+    const response = handleStream(this.#context, fromFetchRequest(request, protocol), {
       remoteAddr: info.remoteAddr,
-      protocol: request.headers.has("host") ? "HTTP/1.1" : "HTTP/2",
+      protocol,
       completed: info.completed,
-    });
+    }).then(toFetchResponse);
     response.then(done, done);
     return response;
   }
