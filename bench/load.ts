@@ -25,6 +25,7 @@ import {
 import {
   type BenchContext,
   type Started,
+  startFloor,
   startHaproxy,
   startMosaic,
   startNginxProxy,
@@ -60,6 +61,11 @@ const TARGETS: Target[] = [
     name: "http-proxy",
     description: "node http-proxy 1.18.1, keep-alive agent",
     start: (context, upstream) => startNodeHttpProxy(context, upstream.url),
+  },
+  {
+    name: "floor",
+    description: "the floor: Deno.serve + a minimal keep-alive Deno.connect pool (bench/floor)",
+    start: (context, upstream) => startFloor(context, upstream.url),
   },
   {
     name: "mosaic",

@@ -172,6 +172,22 @@ export async function startNodeHttpProxy(
   return { url, child };
 }
 
+/** Starts the floor (`bench/floor/proxy.ts`): Deno.serve plus a minimal keep-alive pool. */
+export async function startFloor(context: BenchContext, upstream: string): Promise<Started> {
+  const port = freePort();
+  const { host } = new URL(upstream);
+  const child = context.processes.spawn("floor", Deno.execPath(), [
+    "run",
+    `--allow-net=127.0.0.1`,
+    "bench/floor/proxy.ts",
+    String(port),
+    host,
+  ], { cwd: context.root, env: { NO_COLOR: "1" } });
+  const url = `http://127.0.0.1:${port}/`;
+  await waitUntilReady(child, url, BENCH_HEADERS, 200, 120_000);
+  return { url, child };
+}
+
 /** The Mosaic config of the benchmark: one listener, one cluster, no access log. */
 export function mosaicConfig(
   port: number,
