@@ -53,6 +53,11 @@ const TARGETS: Target[] = [
     start: (context, upstream) => startNginxProxy(context, upstream.url),
   },
   {
+    name: "nginx-2w",
+    description: "nginx reverse proxy, 2 workers, upstream keepalive",
+    start: (context, upstream) => startNginxProxy(context, upstream.url, 2),
+  },
+  {
     name: "haproxy",
     description: "haproxy, http mode, nbthread 1, http-reuse always",
     start: (context, upstream) => startHaproxy(context, upstream.url),
@@ -80,6 +85,15 @@ const TARGETS: Target[] = [
         type: "demo",
         config: { User: "admin" },
       }]),
+  },
+  {
+    name: "mosaic-2w",
+    description: "Mosaic with the demo filter and workers: 2",
+    start: (context, upstream) =>
+      startMosaic(context, "mosaic-2w", upstream.url, [{
+        type: "demo",
+        config: { User: "admin" },
+      }], { workers: 2 }),
   },
 ];
 

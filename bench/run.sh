@@ -10,6 +10,8 @@
 #   BENCH_TARGETS=a,b    only these targets (names as printed in the table)
 #   BENCH_ROUNDS=1       rounds over all targets; each target's median round is shown
 #   bash bench/run.sh --install-only   install the tools and stop
+#   bash bench/run.sh scenarios        bench/scenarios.ts instead: 1 GiB body, 1,000
+#                                      connections, HTTP/2 (BENCH_SCENARIOS=big,c1000,h2)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,6 +25,8 @@ missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v nginx >/dev/null || missing+=(nginx)
 command -v haproxy >/dev/null || missing+=(haproxy)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+command -v curl >/dev/null || missing+=(curl)
 if ((${#missing[@]} > 0)); then
   echo "bench: installing ${missing[*]} from Debian's packages" >&2
   sudo=()
@@ -51,8 +55,10 @@ if [[ "${1:-}" == "--install-only" ]]; then
   exit 0
 fi
 
-# load.ts stops every process it started, also on SIGINT/SIGTERM; forward those to it.
-deno run --allow-all bench/load.ts "$@" &
+script=bench/load.ts
+if [[ "${1:-}" == "scenarios" ]]; then script=bench/scenarios.ts; shift; fi
+# The script stops every process it started, also on SIGINT/SIGTERM; forward those to it.
+deno run --allow-all "$script" "$@" &
 bench_pid=$!
 trap 'kill -TERM "$bench_pid" 2>/dev/null || true' INT TERM
 trap 'kill -TERM "$bench_pid" 2>/dev/null || true' EXIT

@@ -40,13 +40,16 @@ async function startNginx(
   name: string,
   http: string,
   port: number,
+  workers = 1,
+  /** False for a port that does not speak HTTP/1.1: readiness is then a TCP connect. */
+  probeHttp1 = true,
 ): Promise<Started> {
   const dir = `${context.dir}/${name}`;
   await Deno.mkdir(dir, { recursive: true });
   // Master and one worker, in the foreground; errors to stderr so a failure can be shown.
   const conf = `daemon off;
 master_process on;
-worker_processes 1;
+worker_processes ${workers};
 pid ${dir}/nginx.pid;
 error_log stderr warn;
 events { worker_connections 4096; }
@@ -67,11 +70,35 @@ ${http}
     "stderr",
   ]);
   const url = `http://127.0.0.1:${port}/`;
-  await waitUntilReady(child, url, BENCH_HEADERS);
+  if (probeHttp1) await waitUntilReady(child, url, BENCH_HEADERS);
+  else await waitUntilListening(child, port);
   return { url, child };
 }
 
-/** Starts the upstream: nginx answering every request `200 ok`. */
+/** Waits until `port` accepts a TCP connection (for ports that speak only h2c). */
+export async function waitUntilListening(child: Child, port: number): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline && !child.done) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  throw new Error(`${child.name} did not listen on 127.0.0.1:${port}\n${child.tail()}`);
+}
+
+/** Where the upstream's large file is (`GET /big`), made by the scenario that needs it. */
+export function bigFilePath(context: BenchContext): string {
+  return `${context.dir}/big.bin`;
+}
+
+/**
+ * Starts the upstream: nginx answering every request `200 ok`, and `/big` with the file at
+ * {@linkcode bigFilePath} when a scenario made it. `http2` adds an h2c port (prior
+ * knowledge) with the same answers.
+ */
 export function startUpstream(context: BenchContext): Promise<Started> {
   const port = freePort();
   return startNginx(
@@ -83,35 +110,50 @@ export function startUpstream(context: BenchContext): Promise<Started> {
       default_type text/plain;
       return 200 "ok\\n";
     }
+    location = /big {
+      default_type application/octet-stream;
+      alias ${bigFilePath(context)};
+    }
   }`,
     port,
   );
 }
 
-/** Starts nginx as a reverse proxy to `upstream`, with upstream keep-alive. */
+/**
+ * Starts nginx as a reverse proxy to `upstream`, with upstream keep-alive; `workers`
+ * worker processes; `http2` makes its port speak h2c (prior knowledge) instead of HTTP/1.1.
+ */
 export function startNginxProxy(
   context: BenchContext,
   upstream: string,
+  workers = 1,
+  http2 = false,
 ): Promise<Started> {
   const port = freePort();
   const { host } = new URL(upstream);
   return startNginx(
     context,
-    "nginx-proxy",
+    `nginx-proxy-${workers}w${http2 ? "-h2" : ""}`,
     `  upstream backend {
     server ${host};
     keepalive 64;
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:${port};
+    listen 127.0.0.1:${port}${http2 ? " http2" : ""};
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      # A large body streams through its buffers, never into a temp file.
+      proxy_max_temp_file_size 0;
+      proxy_buffers 16 64k;
+      proxy_busy_buffers_size 128k;
     }
   }`,
     port,
+    workers,
+    !http2,
   );
 }
 
@@ -193,9 +235,11 @@ export function mosaicConfig(
   port: number,
   upstream: string,
   filters: unknown[],
+  options: { workers?: number; downstreamProtocol?: "Http1" | "Http2" } = {},
 ): string {
   const { host } = new URL(upstream);
   const config = {
+    ...(options.workers === undefined ? {} : { workers: options.workers }),
     servers: [{
       default_log_path: "stderr",
       default_log_level: "WARN",
@@ -217,7 +261,7 @@ export function mosaicConfig(
           filters: [{
             type: "proxy",
             config: {
-              downstream_protocol: "Http1",
+              downstream_protocol: options.downstreamProtocol ?? "Http1",
               upstream_protocol: "Http1",
               router_config_name: "bench_router",
             },
@@ -247,10 +291,11 @@ export async function startMosaic(
   name: string,
   upstream: string,
   filters: unknown[],
+  options: { workers?: number; downstreamProtocol?: "Http1" | "Http2" } = {},
 ): Promise<Started> {
   const port = freePort();
   const file = `${context.dir}/${name}.yaml`;
-  await Deno.writeTextFile(file, mosaicConfig(port, upstream, filters));
+  await Deno.writeTextFile(file, mosaicConfig(port, upstream, filters, options));
   const child = context.processes.spawn(name, Deno.execPath(), [
     "run",
     "--allow-net",
@@ -261,6 +306,7 @@ export async function startMosaic(
   ], { cwd: context.root, env: { NO_COLOR: "1" } });
   const url = `http://127.0.0.1:${port}/`;
   // The first start may compile and cache the program: give it time.
-  await waitUntilReady(child, url, BENCH_HEADERS, 200, 120_000);
+  if (options.downstreamProtocol === "Http2") await waitUntilListening(child, port);
+  else await waitUntilReady(child, url, BENCH_HEADERS, 200, 120_000);
   return { url, child };
 }

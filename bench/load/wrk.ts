@@ -86,7 +86,8 @@ export function parseWrkOutput(output: string): WrkResult {
 
 /**
  * Loads `url` for `duration` (a wrk duration) with {@linkcode WRK_THREADS} threads and
- * {@linkcode WRK_CONNECTIONS} connections, every request carrying `User: admin`.
+ * `connections` connections (default {@linkcode WRK_CONNECTIONS}), every request
+ * carrying `User: admin`.
  *
  * @throws {WrkError} when wrk fails, hangs, or prints no summary.
  */
@@ -95,10 +96,11 @@ export async function runWrk(
   root: string,
   url: string,
   duration: string,
+  connections = WRK_CONNECTIONS,
 ): Promise<WrkResult> {
   const args = [
     `-t${WRK_THREADS}`,
-    `-c${WRK_CONNECTIONS}`,
+    `-c${connections}`,
     `-d${duration}`,
     "--latency",
     "-s",

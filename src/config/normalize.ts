@@ -74,6 +74,7 @@ export function normalizeConfig(
     plugins,
     drainTimeoutMs: raw.drain_timeout,
     watch: raw.watch,
+    workers: raw.workers,
   };
 }
 

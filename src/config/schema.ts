@@ -211,6 +211,10 @@ export const configSchema = z.object({
   plugins: z.record(z.string().min(1), plugin).default({}),
   drain_timeout: durationMs.default(30_000),
   watch: z.boolean().default(false),
+  workers: z.union([z.number().int().min(1).max(1024), z.literal("auto")], {
+    error: (issue) =>
+      `expected a number of workers from 1 to 1024, or "auto", got ${describeValue(issue.input)}`,
+  }).default(1),
 });
 
 /** The parsed, not yet normalized config. */

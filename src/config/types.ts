@@ -41,6 +41,11 @@ export interface MosaicConfig {
   drainTimeoutMs: number;
   /** Re-read the config when the file changes (`watch: true`); default false. */
   watch: boolean;
+  /**
+   * `workers:`: how many threads run the data path, each a whole runtime on the same
+   * ports (`SO_REUSEPORT`); `auto` is one per core. Default 1: no worker thread at all.
+   */
+  workers: number | "auto";
 }
 
 /** A listener (`servers[].listeners[]`). */
