@@ -2,8 +2,8 @@
  * Mosaic's command line.
  *
  * ```sh
- * deno run --allow-net --allow-read main.ts config.yaml        # run the proxy
- * deno run --allow-read main.ts check config.yaml              # validate, print narrow flags
+ * ./node_modules/.bin/deno run --allow-net --allow-read main.ts config.yaml    # run the proxy
+ * ./node_modules/.bin/deno run --allow-read main.ts check config.yaml          # validate
  * ```
  *
  * @module
@@ -17,7 +17,12 @@ import {
   isKnownFilterType,
   registeredFilterTypes,
   registerStreamFilter,
+  streamFilterConfigParser,
 } from "./src/filter/registry.ts";
+import { buildFilterEntries } from "./src/filter/build.ts";
+import { Router } from "./src/router/router.ts";
+import { createTlsProvider } from "./src/tls/material.ts";
+import type { LoadOptions } from "./src/config/load.ts";
 import { configureLogging, logger } from "./src/log/logger.ts";
 import { loadFilterModule } from "./src/module/loader.ts";
 import { Runtime } from "./src/server/runtime.ts";
@@ -56,11 +61,14 @@ function usage(): number {
   return 2;
 }
 
+const LOAD_OPTIONS: LoadOptions = {
+  isKnownFilterType,
+  knownFilterTypes: registeredFilterTypes,
+  filterConfigParser: streamFilterConfigParser,
+};
+
 async function load(file: string): Promise<MosaicConfig> {
-  const { config, warnings } = await loadConfig(file, {
-    isKnownFilterType,
-    knownFilterTypes: registeredFilterTypes,
-  });
+  const { config, warnings } = await loadConfig(file, LOAD_OPTIONS);
   configureLogging(config.logLevel, config.logPath);
   for (const warning of warnings) logger("config").warn(escape(warning));
   return config;
@@ -68,21 +76,85 @@ async function load(file: string): Promise<MosaicConfig> {
 
 async function check(file: string, flagsOnly = false): Promise<number> {
   try {
-    const { config, warnings } = await loadConfig(file, {
-      isKnownFilterType,
-      knownFilterTypes: registeredFilterTypes,
-    });
+    const { config, warnings } = await loadConfig(file, LOAD_OPTIONS);
     if (flagsOnly) {
       console.log(narrowestPermissionFlags(config).join(" "));
       return 0;
     }
     for (const warning of warnings) console.error(`warning: ${warning}`);
+    const notes = await preflight(config);
+    for (const note of notes) console.error(`note: ${note}`);
     console.log(`${file}: OK`);
-    console.log(`deno run ${narrowestPermissionFlags(config).join(" ")} main.ts ${file}`);
+    console.log(runCommand(config, file));
     return 0;
   } catch (error) {
     console.error(error instanceof Error ? error.message : String(error));
     return 1;
+  }
+}
+
+/** The command that runs `file`, as it can be pasted after `npm ci`. */
+function runCommand(config: MosaicConfig, file: string): string {
+  return `${DENO} run ${narrowestPermissionFlags(config).join(" ")} main.ts ${file}`;
+}
+
+/** Deno as installed by `npm ci`: `deno` itself is not on the PATH. */
+const DENO = "./node_modules/.bin/deno";
+
+/**
+ * What `run` does before it serves, without serving or starting processes: builds every
+ * router, every stream filter factory (modules by URL are imported here; sandboxed ones
+ * in their Worker) and every certificate provider (`file` ones are read), so that
+ * `check` fails exactly when `run` would. Plugins are not started: a filter or provider
+ * that calls one while it loads is told so.
+ *
+ * @returns Notes about what could not be checked without starting a process.
+ */
+async function preflight(config: MosaicConfig): Promise<string[]> {
+  const notes: string[] = [];
+  const plugins: PluginCaller = {
+    call: (name) =>
+      Promise.reject(new Error(`check does not start plugins, so plugin "${name}" cannot answer`)),
+  };
+  for (const listener of config.listeners) {
+    if (listener.network.type === "proxy") {
+      new Router(config.routers.get(listener.network.routerConfigName)!);
+      const filters = listener.streamFilters.filter((filter) => {
+        if (filter.sandbox?.isolation !== "process") return true;
+        notes.push(
+          `${filter.position.file}:${filter.position.line}: ${filter.position.path}: ` +
+            "a process-sandboxed module is loaded by run only (it starts a process)",
+        );
+        return false;
+      });
+      const entries = await buildFilterEntries(filters, {
+        listener: listener.name,
+        configFile: config.file,
+        plugins,
+        resolveModule: loadFilterModule,
+      });
+      for (const entry of entries) await entry.factory.destroy?.();
+    }
+    if (listener.tls?.status) await checkTls(listener.tls, plugins, notes);
+  }
+  for (const cluster of config.clusters.values()) {
+    if (cluster.tls?.status) await checkTls(cluster.tls, plugins, notes);
+  }
+  return notes;
+}
+
+async function checkTls(
+  tls: NonNullable<MosaicConfig["listeners"][number]["tls"]>,
+  plugins: PluginCaller,
+  notes: string[],
+): Promise<void> {
+  const provider = await createTlsProvider(tls, { plugins });
+  if (provider.name === "file") await provider.fetch();
+  else {
+    notes.push(
+      `${tls.position.file}:${tls.position.line}: ${tls.position.path}: certificate provider ` +
+        `"${provider.name}" is fetched by run only (it may need a plugin)`,
+    );
   }
 }
 

@@ -32,9 +32,11 @@ export type {
   CreateStreamFilterFactory,
   FactoryContext,
   FilterChain,
+  FilterConfigContext,
   FilterLogger,
   FilterStatus,
   HostInfo,
+  ParseFilterConfig,
   Phase,
   PluginCaller,
   PluginRequest,
@@ -52,4 +54,6 @@ export type {
 } from "./src/filter/api.ts";
 
 export { registerStreamFilter } from "./src/filter/registry.ts";
+export { checkConfigKeys, FilterConfigError } from "./src/config/filter_config.ts";
+export { parseDuration } from "./src/config/values.ts";
 export { registerCertificateProvider } from "./src/tls/providers.ts";

@@ -18,7 +18,8 @@ import { normalizeConfig } from "./normalize.ts";
 import { formatPath, SourceDocument } from "./positions.ts";
 import { configSchema } from "./schema.ts";
 import type { MosaicConfig } from "./types.ts";
-import { findUnknownKeys } from "./unknown_keys.ts";
+import type { ParseFilterConfig } from "../filter/api.ts";
+import { findUnknownKeys, nearestKey } from "./unknown_keys.ts";
 import { describeValue } from "./values.ts";
 
 /** Options of {@linkcode loadConfig} and {@linkcode parseConfig}. */
@@ -31,13 +32,23 @@ export interface LoadOptions {
   isKnownFilterType?: (type: string) => boolean;
   /** The registered types, listed in the "unknown stream filter type" message. */
   knownFilterTypes?: () => Iterable<string>;
+  /**
+   * The config parser of a registered filter type, if it has one: called while loading
+   * for the filter's `config` and every `per_filter_config` naming it, so a bad one fails
+   * the load with its file, line and field path.
+   */
+  filterConfigParser?: (type: string) => ParseFilterConfig | undefined;
 }
 
 /** A loaded config and the warnings about what it asks for and Mosaic ignores. */
 export interface LoadedConfig {
   /** The config, deep-frozen. */
   config: MosaicConfig;
-  /** One line per ignored key: `<file>:<line>: <path>: not implemented by Mosaic, ignored`. */
+  /**
+   * One line per ignored key that MOSN defines and Mosaic does not implement:
+   * `<file>:<line>: <path>: not implemented by Mosaic, ignored`. A key neither defines
+   * is an error instead.
+   */
   warnings: string[];
 }
 
@@ -78,11 +89,25 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
     );
   }
   const warnings = [...source.warnings];
-  for (const path of findUnknownKeys(configSchema, source.data)) {
-    warnings.push(
-      `${file}:${source.keyLine(path)}: ${formatPath(path)}: not implemented by Mosaic, ignored`,
+  let typo: ConfigError | undefined;
+  for (const { path, mosn, known } of findUnknownKeys(configSchema, source.data)) {
+    const line = source.keyLine(path);
+    if (mosn) {
+      warnings.push(`${file}:${line}: ${formatPath(path)}: not implemented by Mosaic, ignored`);
+      continue;
+    }
+    if (typo !== undefined && typo.line <= line) continue;
+    const nearest = nearestKey(String(path[path.length - 1]), known);
+    const hint = nearest !== undefined
+      ? `did you mean ${JSON.stringify(nearest)}?`
+      : `the keys here are ${known.join(", ")}`;
+    typo = new ConfigError(
+      { file, line, path: formatPath(path) },
+      `unknown key; ${hint}`,
     );
   }
+  // A key no one defines is a typo: ignoring it could switch a filter or a timeout off.
+  if (typo !== undefined) throw typo;
   const parsed = configSchema.safeParse(source.data, { error: issueMessage });
   if (!parsed.success) throw firstIssueError(parsed.error.issues, source);
   const config = normalizeConfig(parsed.data, source, resolve(file), options);

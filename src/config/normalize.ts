@@ -10,6 +10,7 @@
 import { dirname } from "node:path";
 import type { LoadOptions } from "./load.ts";
 import { normalizeListeners } from "./normalize_listeners.ts";
+import { attachFilterConfigs } from "./normalize_filters.ts";
 import { normalizeRouters } from "./normalize_routes.ts";
 import {
   firstDefined,
@@ -49,6 +50,7 @@ export function normalizeConfig(
     { routers, clusters: new Set(clusters.keys()), plugins: new Set(plugins.keys()), options },
     ctx,
   );
+  attachFilterConfigs(raw, listeners, ctx, options);
   const admin = raw.admin === undefined
     ? undefined
     : { hostname: raw.admin.address.hostname, port: raw.admin.address.port };

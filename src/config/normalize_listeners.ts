@@ -263,6 +263,7 @@ function normalizeStreamFilter(
   if (type === "module") {
     if (raw.module === undefined) {
       throw ctx.source.error(
+    overrides: [],
         [...path, "module"],
         "missing; type: module needs the module's URL or path (./filter.ts, file:, http:, https:)",
       );

@@ -9,18 +9,19 @@
  */
 
 import { z } from "zod";
-import { describeValue, formatHostPort, parseDuration, parseHostPort } from "./values.ts";
+import {
+  describeValue,
+  durationProblem,
+  formatHostPort,
+  parseDuration,
+  parseHostPort,
+} from "./values.ts";
 
-/** A duration (Go-style string or milliseconds), parsed into milliseconds. */
+/** A Go duration string (`"2s"`, `"500ms"`, `"1m30s"`), parsed into milliseconds. */
 export const durationMs = z.unknown().transform((value, ctx) => {
   const ms = parseDuration(value);
   if (ms !== undefined) return ms;
-  ctx.issues.push({
-    code: "custom",
-    input: value,
-    message: `expected a duration such as "1s", "500ms", "1m30s" or a number of milliseconds, ` +
-      `got ${describeValue(value)}`,
-  });
+  ctx.issues.push({ code: "custom", input: value, message: durationProblem(value) });
   return z.NEVER;
 });
 

@@ -15,38 +15,63 @@ const UNIT_MS: Record<string, number> = {
   m: 60_000,
   h: 3_600_000,
 };
-const DURATION_PART = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
+// Go's time.ParseDuration: digits with an optional fraction ("1.5", "1.", ".5"), a unit.
+const DURATION_PART = /(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
 
 /**
- * Parses a duration the way MOSN's configs write them: a Go duration string
- * (`"1s"`, `"500ms"`, `"1m30s"`, `"2h"`, `"0"`) or a number of milliseconds.
+ * Parses a duration the way MOSN's configs write them: a Go duration string (`"1s"`,
+ * `"500ms"`, `"1m30s"`, `"1.5h"`, `"0"`), as Go's `time.ParseDuration` reads it. A bare
+ * number is not a duration: it has no unit, and reading it as milliseconds (or Go's
+ * nanoseconds) silently would cut responses off. Negative durations are refused.
  *
- * @param value A string or a number from the config.
- * @returns Milliseconds, or undefined when `value` is not a duration (negative ones are not).
+ * This is the one duration parser of Mosaic; extensions reach it through `mod.ts`.
+ *
+ * @param value A value from the config.
+ * @returns Milliseconds (fractions kept), or undefined when `value` is not a
+ * non-negative Go duration string.
  *
  * @example
  * ```ts
  * import { parseDuration } from "./values.ts";
  *
  * parseDuration("1m30s"); // 90000
- * parseDuration(250); // 250
+ * parseDuration("1.s"); // 1000, as in Go
+ * parseDuration(250); // undefined: a number has no unit
  * parseDuration("10"); // undefined: Go needs a unit
+ * parseDuration("-5s"); // undefined: negative
  * ```
  */
 export function parseDuration(value: unknown): number | undefined {
-  if (typeof value === "number") {
-    return Number.isFinite(value) && value >= 0 ? value : undefined;
-  }
-  if (typeof value !== "string" || value === "") return undefined;
-  if (value === "0") return 0;
+  if (typeof value !== "string") return undefined;
+  let text = value;
+  if (text.startsWith("+")) text = text.slice(1);
+  if (text === "0") return 0;
+  if (text === "") return undefined;
   let total = 0;
   DURATION_PART.lastIndex = 0;
-  while (DURATION_PART.lastIndex < value.length) {
-    const match = DURATION_PART.exec(value);
+  while (DURATION_PART.lastIndex < text.length) {
+    const match = DURATION_PART.exec(text);
     if (match === null) return undefined;
     total += Number(match[1]) * UNIT_MS[match[2]];
   }
-  return total;
+  return Number.isFinite(total) ? total : undefined;
+}
+
+/**
+ * The message for a value that is not a duration.
+ *
+ * @param value The value from the config.
+ * @returns E.g. `expected a duration such as "2s" or "500ms", got 2`.
+ */
+export function durationProblem(value: unknown): string {
+  const negative = typeof value === "string" && /^-/.test(value) ? " (negative)" : "";
+  const bare =
+    typeof value === "number" || (typeof value === "string" && /^\d+(\.\d*)?$/.test(value))
+      ? " (a number needs a unit: ns, us, ms, s, m or h)"
+      : "";
+  return `expected a duration such as "2s" or "500ms", got ${
+    describeValue(value)
+  }${negative}${bare}`;
 }
 
 /** A parsed `host:port`. */

@@ -1,6 +1,7 @@
 /**
  * The stream filter contract. Everything here is a type: an extension needs only
- * `import type` from Mosaic, so it carries no Mosaic code of its own.
+ * `import type` from Mosaic, so it carries no Mosaic code of its own (the few helpers
+ * `mod.ts` also exports, such as `parseDuration` and `FilterConfigError`, are optional).
  *
  * @module
  */
@@ -97,7 +98,8 @@ export interface RequestStream extends RequestView {
   readonly logger: FilterLogger;
   /**
    * The running filter's effective config: the route's `per_filter_config` for this
-   * filter, else the virtual host's, else the config the filter was declared with.
+   * filter, else the virtual host's, else the config the filter was declared with. When
+   * the filter has a `parseConfig`, this is the value it returned at load.
    */
   readonly config: unknown;
   /** True once some filter called {@linkcode RequestStream.respond}. */
@@ -228,15 +230,66 @@ export interface FactoryContext {
   readonly plugins: PluginCaller;
 }
 
+/** What a {@linkcode ParseFilterConfig} is given besides the config. */
+export interface FilterConfigContext {
+  /** The filter's name (its `type`, or `name` when the config gives one). */
+  readonly name: string;
+  /**
+   * Which config this is: the listener's `config`, or a route's or virtual host's
+   * `per_filter_config` entry for the filter.
+   */
+  readonly source: "config" | "per_filter_config";
+  /** The config file's path, to resolve relative paths in the filter's config. */
+  readonly configFile: string;
+}
+
+/**
+ * Parses and validates a filter's config once, at load (Envoy's
+ * `createRouteSpecificFilterConfig`). It is called for the listener's `config` and for
+ * every `per_filter_config` entry that names the filter, before any request; a throw
+ * stops the load (and fails `main.ts check`) with the file, line and field path. Throw
+ * a {@linkcode FilterConfigError} to point at a field inside the config.
+ *
+ * What it returns is what the factory is called with and what
+ * {@linkcode RequestStream.config} hands the filter: the filter never parses per request.
+ * It must be synchronous and free of side effects: `check` calls it too.
+ */
+export type ParseFilterConfig = (config: unknown, context: FilterConfigContext) => unknown;
+
 /**
  * The conventional export of an extension module, `createStreamFilterFactory`
  * (MOSN's `CreateFilterFactory`). It validates its config and throws on a bad one: the
  * error stops the load.
+ *
+ * It may carry a {@linkcode ParseFilterConfig} as its `parseConfig` property; then the
+ * factory receives the parsed config, and so does every stream through `config`.
+ *
+ * @example A filter whose config is parsed once, at load
+ * ```ts
+ * import { type CreateStreamFilterFactory, FilterConfigError } from "@mosaic/proxy";
+ *
+ * export const createStreamFilterFactory: CreateStreamFilterFactory = () => ({
+ *   createFilterChain(chain) {
+ *     chain.addReceiver({
+ *       onReceive(s) {
+ *         const { header } = s.config as { header: string };
+ *         return s.headers.has(header) ? "continue" : (s.respond(400), "stop");
+ *       },
+ *     }, "before_route");
+ *   },
+ * });
+ * createStreamFilterFactory.parseConfig = (config) => {
+ *   const header = (config as { header?: unknown } | null)?.header;
+ *   if (typeof header !== "string") throw new FilterConfigError(["header"], "expected a header name");
+ *   return Object.freeze({ header });
+ * };
+ * ```
  */
-export type CreateStreamFilterFactory = (
-  config: unknown,
-  context: FactoryContext,
-) => StreamFilterFactory | Promise<StreamFilterFactory>;
+export interface CreateStreamFilterFactory {
+  (config: unknown, context: FactoryContext): StreamFilterFactory | Promise<StreamFilterFactory>;
+  /** Parses the config once at load; see {@linkcode ParseFilterConfig}. */
+  parseConfig?: ParseFilterConfig;
+}
 
 /** PEM material served or used by a TLS context. */
 export interface TlsMaterial {

@@ -10,9 +10,11 @@ import type { StreamFilterConfig } from "../config/types.ts";
 import type {
   CreateStreamFilterFactory,
   FactoryContext,
+  ParseFilterConfig,
   PluginCaller,
   StreamFilterFactory,
 } from "./api.ts";
+import { isFilterConfigError } from "../config/filter_config.ts";
 import type { FilterEntry } from "./chain.ts";
 import { getStreamFilter, registeredFilterTypes } from "./registry.ts";
 import { filterLogger } from "../log/logger.ts";
@@ -68,6 +70,7 @@ async function buildFilterEntry(
       );
     }
   }
+  const { config, overrides } = parseFilterConfigs(filter, create.parseConfig);
   const logger = filterLogger(filter.name);
   const context: FactoryContext = {
     name: filter.name,
@@ -78,7 +81,7 @@ async function buildFilterEntry(
   };
   let factory: StreamFilterFactory;
   try {
-    factory = await create(filter.config, context);
+    factory = await create(config, context);
   } catch (error) {
     const cause = error instanceof Error ? error.message : String(error);
     const what = filter.type === "module"
@@ -100,11 +103,59 @@ async function buildFilterEntry(
   }
   return {
     name: filter.name,
-    config: filter.config,
+    config,
+    overrides,
     failureMode: filter.failureMode,
     factory,
     logger,
   };
+}
+
+/**
+ * Runs a filter's `parseConfig` on its config and every `per_filter_config` naming it,
+ * reusing what the loader already parsed (registered filters); a module's parser runs
+ * here, when the module is loaded.
+ */
+function parseFilterConfigs(
+  filter: StreamFilterConfig,
+  parse: ParseFilterConfig | undefined,
+): { config: unknown; overrides: Map<unknown, unknown> | undefined } {
+  if (parse === undefined) return { config: filter.config, overrides: undefined };
+  const context = { name: filter.name, configFile: filter.position.file };
+  const at = (path: string, line: number, error: unknown) => {
+    const problem = error instanceof Error ? error.message : String(error);
+    const detail = isFilterConfigError(error)
+      ? `${path}${
+        error.path.map((k) => typeof k === "number" ? `[${k}]` : `.${k}`).join("")
+      }: ${error.problem}`
+      : `${path}: ${problem}`;
+    return new FilterLoadError(`${filter.position.file}:${line}: ${detail}`, { cause: error });
+  };
+  let config: unknown;
+  if (filter.parsedConfig !== undefined) config = filter.parsedConfig.value;
+  else {
+    try {
+      config = parse(filter.config, { ...context, source: "config" });
+    } catch (error) {
+      throw at(`${filter.position.path}.config`, filter.position.line, error);
+    }
+  }
+  const overrides = new Map<unknown, unknown>();
+  for (const override of filter.overrides ?? []) {
+    if (override.parsed !== undefined) {
+      overrides.set(override.config, override.parsed.value);
+      continue;
+    }
+    try {
+      overrides.set(
+        override.config,
+        parse(override.config, { ...context, source: "per_filter_config" }),
+      );
+    } catch (error) {
+      throw at(override.position.path, override.position.line, error);
+    }
+  }
+  return { config, overrides };
 }
 
 function describe(value: unknown): string {

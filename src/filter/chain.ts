@@ -24,8 +24,13 @@ import type {
 export interface FilterEntry {
   /** The filter's name (`name`, else `type`). */
   readonly name: string;
-  /** The config the filter was declared with. */
+  /** The config the filter was declared with (what its `parseConfig` made of it, if any). */
   readonly config: unknown;
+  /**
+   * `per_filter_config` values naming this filter → what its `parseConfig` made of them
+   * at load; absent when the filter has no parser.
+   */
+  readonly overrides?: ReadonlyMap<unknown, unknown>;
   /** What a failure of this filter does to the request. */
   readonly failureMode: "open" | "closed";
   /** The factory made from the config. */

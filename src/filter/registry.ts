@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { CreateStreamFilterFactory } from "./api.ts";
+import type { CreateStreamFilterFactory, ParseFilterConfig } from "./api.ts";
 
 const registry = new Map<string, CreateStreamFilterFactory>();
 
@@ -14,7 +14,9 @@ const registry = new Map<string, CreateStreamFilterFactory>();
  * Registers a stream filter under a name usable as `type:` in `stream_filters`.
  *
  * @param name The filter's type name.
- * @param create Makes a factory from the filter's config.
+ * @param create Makes a factory from the filter's config. Give it a `parseConfig`
+ * property to have the config and every `per_filter_config` naming the filter parsed and
+ * checked once at load (see `ParseFilterConfig`).
  * @throws {Error} when the name is taken or reserved.
  * @example
  * ```ts
@@ -35,6 +37,15 @@ export function registerStreamFilter(name: string, create: CreateStreamFilterFac
 /** Returns the creator registered under `name`, if any. */
 export function getStreamFilter(name: string): CreateStreamFilterFactory | undefined {
   return registry.get(name);
+}
+
+/**
+ * The config parser of the filter registered under `type` (its creator's
+ * `parseConfig`), which the loader runs on every config of that filter.
+ */
+export function streamFilterConfigParser(type: string): ParseFilterConfig | undefined {
+  const parse = registry.get(type)?.parseConfig;
+  return typeof parse === "function" ? parse : undefined;
 }
 
 /** True when `type` can appear in `stream_filters`. */

@@ -108,7 +108,7 @@ function guardFactory(
   subject: Subject,
   create: CreateStreamFilterFactory,
 ): CreateStreamFilterFactory {
-  return async (config, context) => {
+  const guarded: CreateStreamFilterFactory = async (config, context) => {
     let factory: StreamFilterFactory;
     try {
       factory = await create(config, context);
@@ -128,6 +128,10 @@ function guardFactory(
     }
     return factory;
   };
+  // The module's config parser runs at load, for its config and every per_filter_config.
+  const parse = (create as { parseConfig?: unknown }).parseConfig;
+  if (typeof parse === "function") guarded.parseConfig = parse.bind(create);
+  return guarded;
 }
 
 async function loadSandboxed(

@@ -81,7 +81,13 @@ export class RequestState implements RequestStream, ChainStream {
     }
     if (route !== undefined) {
       const override = route.perFilterConfig(entry.name);
-      if (override !== undefined) return override;
+      // Parsed at load when the filter has a parser: no filter parses per request.
+      if (override !== undefined) {
+        const overrides = entry.overrides;
+        return overrides !== undefined && overrides.has(override)
+          ? overrides.get(override)
+          : override;
+      }
     }
     return entry.config;
   }

@@ -55,7 +55,9 @@ export class ResponseState implements SenderStream {
   get config(): unknown {
     const entry = this.current!;
     const override = this.route?.perFilterConfig(entry.name);
-    return override !== undefined ? override : entry.config;
+    if (override === undefined) return entry.config;
+    const overrides = entry.overrides;
+    return overrides !== undefined && overrides.has(override) ? overrides.get(override) : override;
   }
 
   /** Reads the whole body once. */

@@ -8,22 +8,60 @@
  *     config: { User: admin }
  * ```
  *
+ * The config (and every `per_filter_config` for the filter) is parsed once, at load.
+ *
  * Status: stable. Safe against untrusted downstreams.
  *
  * @module
  */
 
-import type { CreateStreamFilterFactory, ReceiverFilter, RequestStream } from "../../../mod.ts";
+import {
+  type CreateStreamFilterFactory,
+  FilterConfigError,
+  type ReceiverFilter,
+  type RequestStream,
+} from "../../../mod.ts";
+
+/** The parsed config: lower-case header names and the values they must have. */
+type RequiredHeaders = readonly (readonly [string, string])[];
+
+const parsed = new WeakSet<object>();
+
+/** Parses the demo filter's config: a map of header names to values. */
+export function parseDemoConfig(config: unknown): RequiredHeaders {
+  if (config === null || config === undefined) return remember([]);
+  if (typeof config !== "object" || Array.isArray(config)) {
+    throw new FilterConfigError([], "expected a map of header names to values");
+  }
+  return remember(
+    Object.entries(config).map(([name, value]) => {
+      if (typeof value !== "string" && typeof value !== "number") {
+        throw new FilterConfigError([name], `expected a string, got ${JSON.stringify(value)}`);
+      }
+      return Object.freeze([name.toLowerCase(), String(value)] as const);
+    }),
+  );
+}
+
+function remember(headers: (readonly [string, string])[]): RequiredHeaders {
+  const frozen = Object.freeze(headers);
+  parsed.add(frozen);
+  return frozen;
+}
+
+/** The parsed config; parses one the loader did not (an embedder calling the factory). */
+function requiredOf(config: unknown): RequiredHeaders {
+  return parsed.has(config as object) ? config as RequiredHeaders : parseDemoConfig(config);
+}
 
 /** Creates the demo filter's factory. */
 export const createStreamFilterFactory: CreateStreamFilterFactory = (config) => {
-  const required = parseRequiredHeaders(config, "config");
+  const required = requiredOf(config);
   // One filter object serves every stream: it keeps no per-stream state.
   const filter: ReceiverFilter = {
     onReceive(stream: RequestStream) {
-      const wanted = stream.config === undefined || stream.config === config
-        ? required
-        : parseRequiredHeaders(stream.config, "per_filter_config");
+      const current = stream.config;
+      const wanted = current === required || current === undefined ? required : requiredOf(current);
       for (let i = 0; i < wanted.length; i++) {
         const [name, value] = wanted[i];
         if (stream.headers.get(name) !== value) {
@@ -40,16 +78,4 @@ export const createStreamFilterFactory: CreateStreamFilterFactory = (config) => 
     },
   };
 };
-
-function parseRequiredHeaders(config: unknown, where: string): [string, string][] {
-  if (config === null || config === undefined) return [];
-  if (typeof config !== "object" || Array.isArray(config)) {
-    throw new TypeError(`demo: ${where} must be a map of header names to values`);
-  }
-  return Object.entries(config).map(([name, value]) => {
-    if (typeof value !== "string" && typeof value !== "number") {
-      throw new TypeError(`demo: ${where}.${name} must be a string, got ${typeof value}`);
-    }
-    return [name.toLowerCase(), String(value)];
-  });
-}
+createStreamFilterFactory.parseConfig = parseDemoConfig;

@@ -4,7 +4,7 @@
  * ```yaml
  * - type: fault
  *   config:
- *     fixed_delay: 200ms     # Go duration or milliseconds
+ *     fixed_delay: 200ms     # a Go duration
  *     delay_percent: 50      # 0..100
  *     abort_percent: 10      # 0..100
  *     abort_status: 503
@@ -15,21 +15,60 @@
  * @module
  */
 
-import type { CreateStreamFilterFactory, RequestStream } from "../../../mod.ts";
+import {
+  checkConfigKeys,
+  type CreateStreamFilterFactory,
+  FilterConfigError,
+  parseDuration,
+  type RequestStream,
+} from "../../../mod.ts";
 
-interface FaultConfig {
-  delayMs: number;
-  delayPercent: number;
-  abortPercent: number;
-  abortStatus: number;
+/** The parsed config. */
+export interface FaultConfig {
+  readonly delayMs: number;
+  readonly delayPercent: number;
+  readonly abortPercent: number;
+  readonly abortStatus: number;
+}
+
+const KEYS = ["fixed_delay", "delay_percent", "abort_percent", "abort_status"];
+const parsed = new WeakSet<object>();
+
+/** Parses the fault filter's config, once at load. */
+export function parseFaultConfig(config: unknown): FaultConfig {
+  const c = checkConfigKeys(config ?? {}, KEYS);
+  let delayMs = 0;
+  if (c.fixed_delay !== undefined) {
+    const ms = parseDuration(c.fixed_delay);
+    if (ms === undefined) {
+      throw new FilterConfigError(
+        ["fixed_delay"],
+        `expected a duration such as "2s" or "500ms", got ${JSON.stringify(c.fixed_delay)}`,
+      );
+    }
+    delayMs = ms;
+  }
+  const result: FaultConfig = Object.freeze({
+    delayMs,
+    delayPercent: percent(c.delay_percent ?? (delayMs > 0 ? 100 : 0), "delay_percent"),
+    abortPercent: percent(c.abort_percent ?? 0, "abort_percent"),
+    abortStatus: status(c.abort_status ?? 503),
+  });
+  parsed.add(result);
+  return result;
+}
+
+function faultOf(config: unknown): FaultConfig {
+  return parsed.has(config as object) ? config as FaultConfig : parseFaultConfig(config);
 }
 
 /** Creates the fault filter's factory. */
 export const createStreamFilterFactory: CreateStreamFilterFactory = (config) => {
-  const parsed = parseFaultConfig(config);
+  const own = faultOf(config);
   const filter = {
     onReceive(stream: RequestStream) {
-      const fault = stream.config === config ? parsed : parseFaultConfig(stream.config);
+      const current = stream.config;
+      const fault = current === own || current === undefined ? own : faultOf(current);
       if (fault.abortPercent > 0 && Math.random() * 100 < fault.abortPercent) {
         stream.respond(fault.abortStatus, { body: "fault filter abort\n" });
         return "stop" as const;
@@ -48,28 +87,13 @@ export const createStreamFilterFactory: CreateStreamFilterFactory = (config) => 
     },
   };
 };
-
-function parseFaultConfig(config: unknown): FaultConfig {
-  const c = (config ?? {}) as Record<string, unknown>;
-  if (typeof c !== "object" || Array.isArray(c)) throw new TypeError("fault: config must be a map");
-  const known = ["fixed_delay", "delay_percent", "abort_percent", "abort_status"];
-  for (const key of Object.keys(c)) {
-    if (!known.includes(key)) {
-      throw new TypeError(`fault: unknown key "${key}"; expected one of ${known.join(", ")}`);
-    }
-  }
-  return {
-    delayMs: durationMs(c.fixed_delay ?? 0, "fixed_delay"),
-    delayPercent: percent(c.delay_percent ?? (c.fixed_delay ? 100 : 0), "delay_percent"),
-    abortPercent: percent(c.abort_percent ?? 0, "abort_percent"),
-    abortStatus: status(c.abort_status ?? 503),
-  };
-}
+createStreamFilterFactory.parseConfig = parseFaultConfig;
 
 function percent(value: unknown, key: string): number {
   if (typeof value !== "number" || value < 0 || value > 100) {
-    throw new TypeError(
-      `fault: ${key} must be a number from 0 to 100, got ${JSON.stringify(value)}`,
+    throw new FilterConfigError(
+      [key],
+      `expected a number from 0 to 100, got ${JSON.stringify(value)}`,
     );
   }
   return value;
@@ -77,18 +101,10 @@ function percent(value: unknown, key: string): number {
 
 function status(value: unknown): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 200 || value > 599) {
-    throw new TypeError(`fault: abort_status must be an HTTP status from 200 to 599, got ${value}`);
+    throw new FilterConfigError(
+      ["abort_status"],
+      `expected an HTTP status from 200 to 599, got ${JSON.stringify(value)}`,
+    );
   }
   return value;
-}
-
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-function durationMs(value: unknown, key: string): number {
-  if (typeof value === "number" && value >= 0) return value;
-  if (typeof value === "string") {
-    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value);
-    if (match) return Number(match[1]) * UNIT_MS[match[2]];
-  }
-  throw new TypeError(`fault: ${key} must be a duration such as "200ms" or "1s", got ${value}`);
 }

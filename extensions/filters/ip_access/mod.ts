@@ -18,26 +18,89 @@
  * @module
  */
 
-import type { CreateStreamFilterFactory, RequestStream } from "../../../mod.ts";
+import {
+  checkConfigKeys,
+  type CreateStreamFilterFactory,
+  FilterConfigError,
+  type RequestStream,
+} from "../../../mod.ts";
 import { type Cidr, matchesCidr, parseCidr, parseIp } from "./cidr.ts";
 
 interface Rule {
-  allow: boolean;
-  ranges: Cidr[];
+  readonly allow: boolean;
+  readonly ranges: readonly Cidr[];
 }
 
-interface AccessConfig {
-  rules: Rule[];
-  defaultAllow: boolean;
-  header: string | undefined;
+/** The parsed config. */
+export interface AccessConfig {
+  readonly rules: readonly Rule[];
+  readonly defaultAllow: boolean;
+  readonly header: string | undefined;
+}
+
+const parsed = new WeakSet<object>();
+
+/** Parses the IP access filter's config, once at load. */
+export function parseAccessConfig(config: unknown): AccessConfig {
+  const c = checkConfigKeys(config, ["rules", "default_action", "header"]);
+  if (!Array.isArray(c.rules)) {
+    throw new FilterConfigError(["rules"], "expected a list of { action, addrs }");
+  }
+  const rules = c.rules.map((rule: unknown, i: number): Rule => {
+    const r = checkConfigKeys(rule, ["action", "addrs"], ["rules", i]);
+    if (r.action !== "allow" && r.action !== "deny") {
+      throw new FilterConfigError(
+        ["rules", i, "action"],
+        `expected "allow" or "deny", got ${JSON.stringify(r.action)}`,
+      );
+    }
+    if (!Array.isArray(r.addrs)) {
+      throw new FilterConfigError(["rules", i, "addrs"], "expected a list of CIDRs");
+    }
+    const ranges = r.addrs.map((addr: unknown, j: number) => {
+      const range = typeof addr === "string" ? parseCidr(addr) : undefined;
+      if (range === undefined) {
+        throw new FilterConfigError(
+          ["rules", i, "addrs", j],
+          `expected an address or CIDR such as "10.0.0.0/8" or "::1/128", got ${
+            JSON.stringify(addr)
+          }`,
+        );
+      }
+      return range;
+    });
+    return Object.freeze({ allow: r.action === "allow", ranges: Object.freeze(ranges) });
+  });
+  const defaultAction = c.default_action ?? "allow";
+  if (defaultAction !== "allow" && defaultAction !== "deny") {
+    throw new FilterConfigError(
+      ["default_action"],
+      `expected "allow" or "deny", got ${JSON.stringify(defaultAction)}`,
+    );
+  }
+  if (c.header !== undefined && typeof c.header !== "string") {
+    throw new FilterConfigError(["header"], "expected a header name");
+  }
+  const result: AccessConfig = Object.freeze({
+    rules: Object.freeze(rules),
+    defaultAllow: defaultAction === "allow",
+    header: c.header as string | undefined,
+  });
+  parsed.add(result);
+  return result;
+}
+
+function accessOf(config: unknown): AccessConfig {
+  return parsed.has(config as object) ? config as AccessConfig : parseAccessConfig(config);
 }
 
 /** Creates the IP access filter's factory. */
 export const createStreamFilterFactory: CreateStreamFilterFactory = (config) => {
-  const parsed = parseAccessConfig(config);
+  const own = accessOf(config);
   const filter = {
     onReceive(stream: RequestStream) {
-      const access = stream.config === config ? parsed : parseAccessConfig(stream.config);
+      const current = stream.config;
+      const access = current === own || current === undefined ? own : accessOf(current);
       let address = stream.remoteAddr.hostname;
       if (access.header !== undefined) {
         const value = stream.headers.get(access.header);
@@ -54,6 +117,7 @@ export const createStreamFilterFactory: CreateStreamFilterFactory = (config) => 
     },
   };
 };
+createStreamFilterFactory.parseConfig = parseAccessConfig;
 
 function isAllowed(access: AccessConfig, address: string): boolean {
   const ip = parseIp(address);
@@ -64,35 +128,4 @@ function isAllowed(access: AccessConfig, address: string): boolean {
     }
   }
   return access.defaultAllow;
-}
-
-function parseAccessConfig(config: unknown): AccessConfig {
-  const c = config as Record<string, unknown> | null;
-  if (c === null || typeof c !== "object" || !Array.isArray(c.rules)) {
-    throw new TypeError("ip_access: config needs rules: [{ action, addrs }]");
-  }
-  const rules = c.rules.map((rule: Record<string, unknown>, i: number) => {
-    if (rule?.action !== "allow" && rule?.action !== "deny") {
-      throw new TypeError(`ip_access: rules[${i}].action must be allow or deny`);
-    }
-    if (!Array.isArray(rule.addrs)) {
-      throw new TypeError(`ip_access: rules[${i}].addrs must be a list of CIDRs`);
-    }
-    const ranges = rule.addrs.map((addr: unknown, j: number) => {
-      const range = typeof addr === "string" ? parseCidr(addr) : undefined;
-      if (range === undefined) {
-        throw new TypeError(`ip_access: rules[${i}].addrs[${j}] is not a CIDR: ${addr}`);
-      }
-      return range;
-    });
-    return { allow: rule.action === "allow", ranges };
-  });
-  const defaultAction = c.default_action ?? "allow";
-  if (defaultAction !== "allow" && defaultAction !== "deny") {
-    throw new TypeError(`ip_access: default_action must be allow or deny, got ${defaultAction}`);
-  }
-  if (c.header !== undefined && typeof c.header !== "string") {
-    throw new TypeError("ip_access: header must be a header name");
-  }
-  return { rules, defaultAllow: defaultAction === "allow", header: c.header };
 }

@@ -13,19 +13,56 @@
  * @module
  */
 
-import type { CreateStreamFilterFactory, RequestStream } from "../../../mod.ts";
+import {
+  checkConfigKeys,
+  type CreateStreamFilterFactory,
+  FilterConfigError,
+  type RequestStream,
+} from "../../../mod.ts";
 
-interface LimitConfig {
-  maxBytes: number;
-  status: number;
+/** The parsed config. */
+export interface LimitConfig {
+  readonly maxBytes: number;
+  readonly status: number;
+}
+
+const parsed = new WeakSet<object>();
+
+/** Parses the payload limit filter's config, once at load. */
+export function parseLimitConfig(config: unknown): LimitConfig {
+  const c = checkConfigKeys(config, ["max_entity_size", "http_status"]);
+  const maxBytes = c.max_entity_size;
+  if (typeof maxBytes !== "number" || !Number.isInteger(maxBytes) || maxBytes < 0) {
+    throw new FilterConfigError(
+      ["max_entity_size"],
+      maxBytes === undefined
+        ? "missing; expected the largest body to accept, in bytes"
+        : `expected a whole number of bytes, got ${JSON.stringify(maxBytes)}`,
+    );
+  }
+  const status = c.http_status ?? 413;
+  if (typeof status !== "number" || !Number.isInteger(status) || status < 200 || status > 599) {
+    throw new FilterConfigError(
+      ["http_status"],
+      `expected an HTTP status from 200 to 599, got ${JSON.stringify(status)}`,
+    );
+  }
+  const result: LimitConfig = Object.freeze({ maxBytes, status });
+  parsed.add(result);
+  return result;
+}
+
+function limitOf(config: unknown): LimitConfig {
+  return parsed.has(config as object) ? config as LimitConfig : parseLimitConfig(config);
 }
 
 /** Creates the payload limit filter's factory. */
 export const createStreamFilterFactory: CreateStreamFilterFactory = (config) => {
-  const parsed = parseLimit(config);
+  const own = limitOf(config);
   const filter = {
     onReceive(stream: RequestStream) {
-      const limit = stream.config === config ? parsed : parseLimit(stream.config);
+      const current = stream.config;
+      const limit = current === own || current === undefined ? own : limitOf(current);
       const declared = stream.headers.get("content-length");
       if (declared !== null) {
         if (Number(declared) <= limit.maxBytes) return "continue" as const;
@@ -51,23 +88,4 @@ export const createStreamFilterFactory: CreateStreamFilterFactory = (config) => 
     },
   };
 };
-
-function parseLimit(config: unknown): LimitConfig {
-  const c = config as Record<string, unknown> | null;
-  if (c === null || typeof c !== "object") {
-    throw new TypeError("payload_limit: config must be a map with max_entity_size");
-  }
-  const maxBytes = c.max_entity_size;
-  if (typeof maxBytes !== "number" || !Number.isInteger(maxBytes) || maxBytes < 0) {
-    throw new TypeError(
-      `payload_limit: max_entity_size must be a whole number of bytes, got ${
-        JSON.stringify(maxBytes)
-      }`,
-    );
-  }
-  const status = c.http_status ?? 413;
-  if (typeof status !== "number" || status < 200 || status > 599) {
-    throw new TypeError(`payload_limit: http_status must be from 200 to 599, got ${status}`);
-  }
-  return { maxBytes, status };
-}
+createStreamFilterFactory.parseConfig = parseLimitConfig;

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { ReceivePhase } from "../../../mod.ts";
+import { FilterConfigError, parseDuration, type ReceivePhase } from "../../../mod.ts";
 
 /** The validated config. */
 export interface PluginFilterSettings {
@@ -24,50 +24,30 @@ export interface PluginFilterSettings {
 
 const KEYS = ["plugin", "timeout", "failure_mode", "phase", "response", "body", "trailers"];
 const PHASES: readonly ReceivePhase[] = ["before_route", "after_route", "after_choose_host"];
-const UNITS: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  "µs": 1e-3,
-  "μs": 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
-
-/** Raised on a bad `plugin` filter config. */
-export class PluginFilterConfigError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "PluginFilterConfigError";
+/**
+ * Raised on a bad `plugin` filter config. A {@linkcode FilterConfigError}: the loader
+ * names the file, line and path of the bad field.
+ */
+export class PluginFilterConfigError extends FilterConfigError {
+  /** Creates the error; the message reads `plugin filter: <where>.<key>: <problem>`. */
+  constructor(path: readonly string[], where: string, problem: string) {
+    super(path, problem);
+    this.message = path.length === 0
+      ? `plugin filter: ${where} ${problem}`
+      : `plugin filter: ${[where, ...path].join(".")}: ${problem}`;
   }
 }
 
-function fail(where: string, message: string): never {
-  throw new PluginFilterConfigError(`plugin filter: ${where}${message}`);
+function fail(where: string, key: string | undefined, message: string): never {
+  throw new PluginFilterConfigError(key === undefined ? [] : [key], where, message);
 }
 
 /**
- * Parses a Go duration (`1s`, `250ms`, `1m30s`, `1.5s`) or a number of milliseconds.
+ * Parses a Go duration (`1s`, `250ms`, `1m30s`, `1.5s`); Mosaic's one duration parser.
  *
- * @returns Milliseconds, or undefined when `value` is neither.
+ * @deprecated Use `parseDuration` from `mod.ts`; this is the same function.
  */
-export function parseDurationMs(value: unknown): number | undefined {
-  if (typeof value === "number") return Number.isFinite(value) ? value : undefined;
-  if (typeof value !== "string" || value === "") return undefined;
-  const re = /(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
-  let total = 0;
-  let pos = 0;
-  while (pos < value.length) {
-    re.lastIndex = pos;
-    const m = re.exec(value);
-    if (m === null) return undefined;
-    total += Number(m[1]) * UNITS[m[2]];
-    pos = re.lastIndex;
-  }
-  return total;
-}
+export const parseDurationMs: (value: unknown) => number | undefined = parseDuration;
 
 /**
  * Validates a `plugin` filter config.
@@ -79,50 +59,47 @@ export function parseDurationMs(value: unknown): number | undefined {
  */
 export function parsePluginFilterConfig(config: unknown, where = "config"): PluginFilterSettings {
   if (config === null || typeof config !== "object" || Array.isArray(config)) {
-    fail("", `${where} must be a map with at least "plugin", got ${JSON.stringify(config)}`);
+    fail(where, undefined, `must be a map with at least "plugin", got ${JSON.stringify(config)}`);
   }
   const c = config as Record<string, unknown>;
   for (const key of Object.keys(c)) {
     if (!KEYS.includes(key)) {
-      fail(`${where}.${key}: `, `unknown field; the fields are ${KEYS.join(", ")}`);
+      fail(where, key, `unknown field; the fields are ${KEYS.join(", ")}`);
     }
   }
   if (typeof c.plugin !== "string" || c.plugin === "") {
-    fail(`${where}.plugin: `, `must name a plugin of the top-level "plugins:" map`);
+    fail(where, "plugin", `must name a plugin of the top-level "plugins:" map`);
   }
   let timeoutMs = 1000;
   if (c.timeout !== undefined) {
-    const ms = parseDurationMs(c.timeout);
+    const ms = parseDuration(c.timeout);
     if (ms === undefined || ms <= 0) {
       fail(
-        `${where}.timeout: `,
-        `must be a positive Go duration (e.g. "1s", "250ms") or milliseconds, got ${
-          JSON.stringify(c.timeout)
-        }`,
+        where,
+        "timeout",
+        `expected a positive duration such as "2s" or "500ms", got ${JSON.stringify(c.timeout)}`,
       );
     }
     timeoutMs = Math.max(1, Math.round(ms));
   }
   const failureMode = c.failure_mode ?? "closed";
   if (failureMode !== "closed" && failureMode !== "open") {
-    fail(
-      `${where}.failure_mode: `,
-      `must be "closed" or "open", got ${JSON.stringify(failureMode)}`,
-    );
+    fail(where, "failure_mode", `must be "closed" or "open", got ${JSON.stringify(failureMode)}`);
   }
   const phase = c.phase ?? "before_route";
   if (!PHASES.includes(phase as ReceivePhase)) {
-    fail(`${where}.phase: `, `must be one of ${PHASES.join(", ")}, got ${JSON.stringify(phase)}`);
+    fail(where, "phase", `must be one of ${PHASES.join(", ")}, got ${JSON.stringify(phase)}`);
   }
   for (const key of ["response", "body", "trailers"]) {
     if (c[key] !== undefined && typeof c[key] !== "boolean") {
-      fail(`${where}.${key}: `, `must be true or false, got ${JSON.stringify(c[key])}`);
+      fail(where, key, `must be true or false, got ${JSON.stringify(c[key])}`);
     }
   }
   if (c.trailers === true) {
     // The stream filter API gives filters no trailers to send yet.
     fail(
-      `${where}.trailers: `,
+      where,
+      "trailers",
       "sending trailers is not supported: Mosaic's stream filter API does not expose them",
     );
   }

@@ -17,7 +17,7 @@
  *   - type: plugin
  *     config:
  *       plugin: checker          # a name of the top-level `plugins:` map
- *       timeout: 1s              # Go duration or milliseconds; default 1s
+ *       timeout: 1s              # a Go duration; default 1s
  *       failure_mode: closed     # closed (503) | open (continue)
  *       phase: before_route      # before_route | after_route | after_choose_host
  *       response: false          # also call the plugin with the response (before_send)
@@ -52,22 +52,42 @@ import { parsePluginFilterConfig, type PluginFilterSettings } from "./config.ts"
 export { parseDurationMs, parsePluginFilterConfig, PluginFilterConfigError } from "./config.ts";
 export type { PluginFilterSettings } from "./config.ts";
 
+const parsed = new WeakSet<object>();
+
+/** Parses a `plugin` filter config (or a `per_filter_config` override), once at load. */
+function parseConfig(
+  config: unknown,
+  context?: { source: "config" | "per_filter_config" },
+): PluginFilterSettings {
+  const settings = parsePluginFilterConfig(config, context?.source ?? "config");
+  parsed.add(settings);
+  return settings;
+}
+
+function settingsOf(config: unknown, where: "config" | "per_filter_config") {
+  return parsed.has(config as object)
+    ? config as PluginFilterSettings
+    : parseConfig(config, { source: where });
+}
+
 /** Creates the `plugin` filter's factory. */
 export const createStreamFilterFactory: CreateStreamFilterFactory = (config, context) => {
-  const settings = parsePluginFilterConfig(config);
+  const settings = settingsOf(config, "config");
   const plugins = context.plugins;
-  // Route overrides are parsed once each, not per request.
-  const overrides = new WeakMap<object, PluginFilterSettings>();
 
+  // The loader parsed every override at load; an embedder that skipped it gets them
+  // parsed here, once each.
+  const late = new WeakMap<object, PluginFilterSettings>();
   function effective(streamConfig: unknown): PluginFilterSettings {
-    if (streamConfig === undefined || streamConfig === config) return settings;
+    if (streamConfig === undefined || streamConfig === settings) return settings;
+    if (parsed.has(streamConfig as object)) return streamConfig as PluginFilterSettings;
     if (typeof streamConfig !== "object" || streamConfig === null) {
-      return parsePluginFilterConfig(streamConfig, "per_filter_config");
+      return settingsOf(streamConfig, "per_filter_config");
     }
-    let s = overrides.get(streamConfig);
+    let s = late.get(streamConfig);
     if (s === undefined) {
-      s = parsePluginFilterConfig(streamConfig, "per_filter_config");
-      overrides.set(streamConfig, s);
+      s = settingsOf(streamConfig, "per_filter_config");
+      late.set(streamConfig, s);
     }
     return s;
   }
@@ -86,6 +106,7 @@ export const createStreamFilterFactory: CreateStreamFilterFactory = (config, con
     },
   };
 };
+createStreamFilterFactory.parseConfig = parseConfig;
 
 function headerMap(headers: Headers): Record<string, string> {
   const map: Record<string, string> = {};

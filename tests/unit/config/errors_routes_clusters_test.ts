@@ -1,4 +1,5 @@
-import { assertConfigError, BASE, lineOf, withReplaced } from "./_fixtures.ts";
+import assert from "node:assert/strict";
+import { assertConfigError, BASE, FILE, lineOf, withReplaced } from "./_fixtures.ts";
 
 const ROUTE = "servers[0].routers[0].virtual_hosts[0].routers[0]";
 const CLUSTER = "cluster_manager.clusters[0]";
@@ -48,9 +49,25 @@ Deno.test("a duration without a unit is an error that shows good durations", () 
   assertConfigError(text, {
     line: lineOf(text, "3 seconds"),
     path: `${CLUSTER}.connect_timeout`,
-    problem:
-      /expected a duration such as "1s", "500ms", "1m30s" or a number of milliseconds, got "3 seconds"/,
+    problem: /expected a duration such as "2s" or "500ms", got "3 seconds"$/,
   });
+});
+
+Deno.test("a bare number where a duration goes is an error, not milliseconds", () => {
+  const text = withReplaced(
+    "route: { cluster_name: serverCluster }",
+    "route: { cluster_name: serverCluster, timeout: 2 }",
+  );
+  const error = assertConfigError(text, {
+    line: lineOf(text, "timeout: 2"),
+    path: `${ROUTE}.route.timeout`,
+    problem: /expected a duration such as "2s" or "500ms", got 2 \(a number needs a unit/,
+  });
+  assert.equal(
+    error.message,
+    `${FILE}:${lineOf(text, "timeout: 2")}: ${ROUTE}.route.timeout: ` +
+      'expected a duration such as "2s" or "500ms", got 2 (a number needs a unit: ns, us, ms, s, m or h)',
+  );
 });
 
 Deno.test("a route regex that does not compile is an error", () => {

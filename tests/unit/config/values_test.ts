@@ -17,9 +17,22 @@ Deno.test("Go-style duration strings parse into milliseconds", () => {
   assert.equal(parseDuration("0"), 0);
 });
 
-Deno.test("a number is a duration in milliseconds", () => {
-  assert.equal(parseDuration(250), 250);
-  assert.equal(parseDuration(0), 0);
+Deno.test("a number is not a duration: it has no unit", () => {
+  assert.equal(parseDuration(250), undefined);
+  assert.equal(parseDuration(0), undefined);
+  assert.equal(parseDuration(2), undefined);
+});
+
+Deno.test("durations parse as Go's time.ParseDuration reads them", () => {
+  // The cases the two former parsers disagreed on.
+  assert.equal(parseDuration("0"), 0);
+  assert.equal(parseDuration("1.s"), 1000);
+  assert.equal(parseDuration(".5s"), 500);
+  assert.equal(parseDuration("+2s"), 2000);
+  assert.equal(parseDuration(-5), undefined);
+  assert.equal(parseDuration("-5s"), undefined);
+  assert.equal(parseDuration("."), undefined);
+  assert.equal(parseDuration(".s"), undefined);
 });
 
 Deno.test("bad durations are rejected", () => {

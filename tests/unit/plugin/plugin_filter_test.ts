@@ -87,7 +87,7 @@ Deno.test("plugin filter: status -1 answers 403 and status >= 100 answers with t
 Deno.test("plugin filter: a timeout answers 503 when closed and goes on when open", async () => {
   await withPlugin(async (plugins) => {
     const closed = await proxyWith(plugins, { timeout: "100ms" });
-    const open = await proxyWith(plugins, { timeout: 100, failure_mode: "open" });
+    const open = await proxyWith(plugins, { timeout: "100ms", failure_mode: "open" });
     try {
       const t0 = Date.now();
       const r1 = await closed.request("/", { headers: { "x-sleep": "5000" } });
@@ -148,7 +148,10 @@ Deno.test("plugin filter: bad configs are rejected with the field and the reason
       { plugin: "x", timout: "1s" },
       /config\.timout: unknown field; the fields are plugin, timeout/,
     ],
-    [{ plugin: "x", timeout: "1 second" }, /config\.timeout: must be a positive Go duration/],
+    [
+      { plugin: "x", timeout: "1 second" },
+      /config\.timeout: expected a positive duration such as "2s"/,
+    ],
     [{ plugin: "x", timeout: 0 }, /config\.timeout/],
     [{ plugin: "x", failure_mode: "ajar" }, /config\.failure_mode: must be "closed" or "open"/],
     [{ plugin: "x", phase: "before_send" }, /config\.phase: must be one of before_route/],
@@ -175,7 +178,7 @@ Deno.test("plugin filter: timeouts read as Go durations or milliseconds", () => 
   assert.equal(parseDurationMs("1m30s"), 90_000);
   assert.equal(parseDurationMs("1.5s"), 1500);
   assert.equal(parseDurationMs("500us"), 0.5);
-  assert.equal(parseDurationMs(200), 200);
+  assert.equal(parseDurationMs(200), undefined); // a number has no unit
   assert.equal(parseDurationMs("1"), undefined);
   assert.equal(parseDurationMs("s"), undefined);
   assert.equal(parseDurationMs("1s "), undefined);
