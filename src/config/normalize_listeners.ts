@@ -187,6 +187,12 @@ function normalizeNetworkFilter(
       downstreamProtocol: raw.config.downstream_protocol,
       upstreamProtocol: raw.config.upstream_protocol,
       routerConfigName: name,
+      normalizePath: raw.config.normalize_path,
+      mergeSlashes: raw.config.merge_slashes,
+      pathWithEscapedSlashesAction: raw.config.path_with_escaped_slashes_action,
+      useRemoteAddress: raw.config.use_remote_address,
+      xffNumTrustedHops: raw.config.xff_num_trusted_hops,
+      trustedProxies: raw.config.trusted_proxies,
     };
   }
   const config = raw.config;

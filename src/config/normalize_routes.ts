@@ -162,6 +162,7 @@ function normalizeRoute(
       ...(match.path !== undefined ? { path: match.path } : {}),
       ...(match.regex !== undefined ? { regex: match.regex } : {}),
       headers: match.headers.map((h) => ({ name: h.name, value: h.value, regex: h.regex })),
+      ...(match.case_sensitive ? {} : { caseSensitive: false }),
     },
     route: action === undefined
       ? undefined

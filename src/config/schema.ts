@@ -19,6 +19,7 @@ import {
 } from "./schema_values.ts";
 import { describeValue } from "./values.ts";
 import type { LogLevel } from "./types.ts";
+import { parseCidr } from "../proxy/forwarded.ts";
 
 /** MOSN's default access log format (`types.DefaultAccessLogFormat`). */
 export const DEFAULT_ACCESS_LOG_FORMAT = "%start_time% %request_received_duration% " +
@@ -50,10 +51,51 @@ const logLevel = z.unknown().transform((value, ctx): LogLevel => {
 /** `failure_mode` of a stream filter. */
 export const failureMode = z.enum(["open", "closed"]);
 
+/** Envoy's names for `path_with_escaped_slashes_action` are accepted beside Mosaic's. */
+const ESCAPED_SLASHES_ACTIONS: Record<string, "reject" | "unescape_and_forward" | "keep"> = {
+  reject: "reject",
+  REJECT_REQUEST: "reject",
+  unescape_and_forward: "unescape_and_forward",
+  UNESCAPE_AND_FORWARD: "unescape_and_forward",
+  keep: "keep",
+  KEEP_UNCHANGED: "keep",
+};
+
+const escapedSlashesAction = z.unknown().transform((value, ctx) => {
+  const action = typeof value === "string" ? ESCAPED_SLASHES_ACTIONS[value] : undefined;
+  if (action !== undefined) return action;
+  ctx.issues.push({
+    code: "custom",
+    input: value,
+    message: `expected reject, unescape_and_forward or keep (or Envoy's REJECT_REQUEST, ` +
+      `UNESCAPE_AND_FORWARD, KEEP_UNCHANGED), got ${describeValue(value)}`,
+  });
+  return z.NEVER;
+});
+
+const cidr = z.string().check((ctx) => {
+  if (parseCidr(ctx.value) === undefined) {
+    ctx.issues.push({
+      code: "custom",
+      input: ctx.value,
+      message: `expected an IPv4 or IPv6 CIDR such as "10.0.0.0/8", got ${
+        describeValue(ctx.value)
+      }`,
+    });
+  }
+});
+
 const proxyConfig = z.object({
   downstream_protocol: z.enum(["Http1", "Http2", "Auto"]).default("Auto"),
   upstream_protocol: z.enum(["Http1", "Http2"]).default("Http1"),
   router_config_name: z.string().min(1),
+  // Request hardening, with Envoy's names and Envoy's recommended edge defaults.
+  normalize_path: z.boolean().default(true),
+  merge_slashes: z.boolean().default(true),
+  path_with_escaped_slashes_action: escapedSlashesAction.default("reject"),
+  use_remote_address: z.boolean().default(true),
+  xff_num_trusted_hops: intIn(0, 64).default(0),
+  trusted_proxies: z.array(cidr).default([]),
 });
 
 const tcpProxyConfig = z.object({

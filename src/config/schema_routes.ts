@@ -46,6 +46,7 @@ const routeMatch = z.object({
   path: z.string().optional(),
   regex: regexString.optional(),
   headers: z.array(headerMatcher).default([]),
+  case_sensitive: z.boolean().default(true),
 });
 
 const weightedCluster = z.object({

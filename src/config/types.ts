@@ -89,6 +89,18 @@ export interface ProxyNetworkFilter {
   upstreamProtocol: "Http1" | "Http2";
   /** Name of the router config this listener routes with. */
   routerConfigName: string;
+  /** Normalize request paths (dot segments, unreserved escapes, `\\`); default true. */
+  normalizePath: boolean;
+  /** Merge `//` in request paths; default true. */
+  mergeSlashes: boolean;
+  /** `%2F`/`%5C` in a path: `reject` (400, default), `unescape_and_forward` or `keep`. */
+  pathWithEscapedSlashesAction: "reject" | "unescape_and_forward" | "keep";
+  /** Append the peer's address to X-Forwarded-For (Envoy's); default true. */
+  useRemoteAddress: boolean;
+  /** Proxy hops in X-Forwarded-For before the client's address (Envoy's); default 0. */
+  xffNumTrustedHops: number;
+  /** CIDRs of peers whose X-Forwarded-* and x-request-id are kept; default none. */
+  trustedProxies: string[];
 }
 
 /** The `tcp_proxy` network filter. */
@@ -204,6 +216,8 @@ export interface RouteConfig {
     path?: string;
     regex?: string;
     headers: HeaderMatcher[];
+    /** Match the path case-sensitively (Envoy's `case_sensitive`); absent means true. */
+    caseSensitive?: boolean;
   };
   /** Where to send; undefined when the route has a direct response. */
   route: RouteAction | undefined;

@@ -68,8 +68,13 @@ export class StreamFilters implements FilterChain {
   readonly receivers: AttachedReceiver[] = [];
   /** Senders in config order. */
   readonly senders: AttachedSender[] = [];
-  /** Where a phase resumes after `rematch_route`/`rechoose_host` (MOSN's filter index). */
-  resumeAt = 0;
+  /**
+   * The index of the receiver that ended the last {@linkcode runReceivers} call with a
+   * status other than `continue`; -1 when the phase ran to its end. Set by every run, read
+   * right after one: where a phase resumes after `rematch_route`/`rechoose_host` is the
+   * caller's own state, passed back as `from`, never left here for a later phase.
+   */
+  endedAt = -1;
   #instances: Destroyable[] = [];
   #adding: FilterEntry | undefined;
   #destroyed = false;
@@ -132,17 +137,20 @@ export class StreamFilters implements FilterChain {
 }
 
 /**
- * Runs the receivers of `phase` from `filters.resumeAt`. Returns `continue` when the
- * phase ran to its end, `stop` when a filter stopped it (a response is then set), or
- * `rematch_route`/`rechoose_host` with `resumeAt` pointing past the asking filter.
+ * Runs the receivers of `phase` from index `from` (0: the whole phase). Returns `continue`
+ * when the phase ran to its end, `stop` when a filter stopped it (a response is then set),
+ * or `rematch_route`/`rechoose_host`; `filters.endedAt` is then the asking filter's index,
+ * so the caller resumes the phase with `from = filters.endedAt + 1`.
  */
 export function runReceivers(
   filters: StreamFilters,
   phase: ReceivePhase,
   stream: RequestStream & ChainStream,
+  from = 0,
 ): FilterStatus | Promise<FilterStatus> {
   const list = filters.receivers;
-  for (let i = filters.resumeAt; i < list.length; i++) {
+  filters.endedAt = -1;
+  for (let i = from; i < list.length; i++) {
     const attached = list[i];
     if (attached.phase !== phase) continue;
     stream.current = attached.entry;
@@ -157,11 +165,10 @@ export function runReceivers(
     }
     const status = settleReceiver(stream, attached.entry, phase, result);
     if (status !== "continue") {
-      filters.resumeAt = status === "stop" ? 0 : i + 1;
+      filters.endedAt = i;
       return status;
     }
   }
-  filters.resumeAt = 0;
   return "continue";
 }
 
@@ -181,11 +188,10 @@ async function finishReceiversAsync(
   }
   const status = settleReceiver(stream, entry, phase, result);
   if (status !== "continue") {
-    filters.resumeAt = status === "stop" ? 0 : index + 1;
+    filters.endedAt = index;
     return status;
   }
-  filters.resumeAt = index + 1;
-  return await runReceivers(filters, phase, stream);
+  return await runReceivers(filters, phase, stream, index + 1);
 }
 
 function settleReceiver(

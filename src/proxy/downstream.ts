@@ -47,21 +47,46 @@ export interface StreamResponse {
 
 /**
  * Adapts a fetch `Request` (from `Deno.serve` or a test) to the lifecycle's input. The
- * headers are copied once, since Deno.serve's are immutable. The target is the URL's
- * path and query: Deno.serve builds the URL from the authority and the target, so
- * what follows the authority is the target as sent, once the authority was checked.
+ * headers are copied once, since Deno.serve's are immutable.
+ *
+ * The target is recovered from the URL without trusting it: over HTTP/1.1 Deno.serve
+ * builds the URL by concatenating the scheme, the Host header *as sent* and the target
+ * (or takes an absolute-form target as the URL), so when the URL starts with
+ * `scheme://` + Host + `/`, the rest is exactly the target, whatever the Host holds
+ * (`Host: a/admin` gives `http://a/admin/public`, target `/public`); the lifecycle then
+ * refuses the invalid Host. Otherwise the URL is an absolute-form target, passed on as one.
+ * Over HTTP/2 the URL is `scheme://` + `:authority` + `:path`.
  */
 export function fromFetchRequest(request: Request, protocol: string): DownstreamRequest {
   const url = request.url;
-  const authorityStart = url.indexOf("//") + 2;
-  const pathStart = url.indexOf("/", authorityStart);
-  const urlAuthority = url.slice(authorityStart, pathStart === -1 ? url.length : pathStart);
   const headers = new Headers(request.headers);
-  const hostHeader = headers.get("host");
+  const authorityStart = url.indexOf("://") + 3;
+  let target: string;
+  let authority: string | null;
+  if (protocol === "HTTP/2") {
+    const pathStart = url.indexOf("/", authorityStart);
+    authority = url.slice(authorityStart, pathStart === -1 ? url.length : pathStart);
+    target = pathStart === -1 ? "/" : url.slice(pathStart);
+  } else {
+    authority = headers.get("host");
+    const hostEnd = authority === null ? -1 : authorityStart + authority.length;
+    if (
+      authority !== null && authority !== "" && url.startsWith(authority, authorityStart) &&
+      url.charCodeAt(hostEnd) === 0x2f /* / */
+    ) {
+      target = url.slice(hostEnd);
+    } else if (authority === null || authority === "") {
+      // Deno.serve put `localhost:PORT` in place of the missing Host: no "/" in it.
+      const pathStart = url.indexOf("/", authorityStart);
+      target = pathStart === -1 ? "/" : url.slice(pathStart);
+    } else {
+      target = url;
+    }
+  }
   return {
     method: request.method,
-    target: pathStart === -1 ? "/" : url.slice(pathStart),
-    authority: protocol === "HTTP/2" ? urlAuthority : hostHeader,
+    target,
+    authority,
     headers,
     body: request.body,
     signal: request.signal,

@@ -1,6 +1,6 @@
 /**
- * Proxy manners for headers: hop-by-hop fields never cross the proxy, and the upstream
- * learns who the client was through the X-Forwarded-* fields.
+ * Proxy manners for headers: hop-by-hop fields never cross the proxy. The forwarded
+ * headers (X-Forwarded-*, x-request-id) are set in `forwarded.ts`.
  *
  * @module
  */
@@ -17,37 +17,41 @@ const HOP_BY_HOP = [
 ];
 
 /**
- * Removes hop-by-hop fields, including every field the `Connection` header names.
- * `transfer-encoding` goes too: each side frames the body its own way.
+ * Fields a `Connection` header can never remove: the proxy's own (it sets them after the
+ * strip, but a trusted client's must survive too) and those that frame or route the
+ * message.
+ */
+function isProtected(name: string): boolean {
+  return name === "host" || name === "content-length" || name === "x-request-id" ||
+    name === "forwarded" || name.startsWith("x-forwarded-") || name.startsWith("x-envoy-");
+}
+
+/**
+ * Removes hop-by-hop fields, including every field the `Connection` header names (except
+ * the protected ones above). `transfer-encoding` goes too: each side frames the body its
+ * own way.
+ *
+ * The lifecycle calls this on the request as it arrived, before any filter runs, and on
+ * the upstream's response before any sender filter runs, so a peer's `Connection` can
+ * never remove a field a filter added.
  */
 export function stripHopByHop(headers: Headers): void {
   const connection = headers.get("connection");
   if (connection !== null) {
     for (const token of connection.split(",")) {
-      const name = token.trim();
-      if (name !== "") headers.delete(name);
+      const name = token.trim().toLowerCase();
+      if (name !== "" && !isProtected(name)) headers.delete(name);
     }
   }
-  for (let i = 0; i < HOP_BY_HOP.length; i++) headers.delete(HOP_BY_HOP[i]);
+  removeHopByHopFields(headers);
 }
 
 /**
- * Adds X-Forwarded-For (appending the client's address), X-Forwarded-Proto and
- * X-Forwarded-Host (when absent), and an `x-request-id` when the client sent none.
+ * Removes the fixed hop-by-hop fields only (not those `Connection` names): run after the
+ * filters, which may have set one, since the upstream connection frames its own.
  */
-export function addForwardedHeaders(
-  headers: Headers,
-  clientIp: string,
-  scheme: string,
-  authority: string,
-): void {
-  const forwardedFor = headers.get("x-forwarded-for");
-  headers.set("x-forwarded-for", forwardedFor === null ? clientIp : `${forwardedFor}, ${clientIp}`);
-  if (!headers.has("x-forwarded-proto")) headers.set("x-forwarded-proto", scheme);
-  if (!headers.has("x-forwarded-host") && authority !== "") {
-    headers.set("x-forwarded-host", authority);
-  }
-  if (!headers.has("x-request-id")) headers.set("x-request-id", crypto.randomUUID());
+export function removeHopByHopFields(headers: Headers): void {
+  for (let i = 0; i < HOP_BY_HOP.length; i++) headers.delete(HOP_BY_HOP[i]);
 }
 
 /** Total size of a header block as it arrived on the wire (approximately: names, values, separators). */

@@ -15,7 +15,7 @@
  * @module
  */
 
-import type { RouteConfig, StreamFilterConfig } from "../config/types.ts";
+import type { RouteConfig, StreamFilterConfig, VirtualHostConfig } from "../config/types.ts";
 import type { PluginCaller } from "../filter/api.ts";
 import { buildFilterEntries, type ModuleResolver } from "../filter/build.ts";
 import { logger } from "../log/logger.ts";
@@ -23,7 +23,8 @@ import type { AccessRecord } from "../log/access_log.ts";
 import { Router } from "../router/router.ts";
 import { ClusterManager } from "../upstream/cluster.ts";
 import { FunctionPool, type UpstreamHandler } from "../upstream/function_pool.ts";
-import { fromFetchRequest, toFetchResponse } from "./downstream.ts";
+import { toFetchResponse } from "./downstream.ts";
+import type { RequestPolicy } from "./policy.ts";
 import { handleStream, type ListenerContext } from "./stream.ts";
 
 /** A stream filter as the in-process proxy takes it: the config's fields, defaults filled. */
@@ -56,12 +57,35 @@ export interface InProcessOptions {
   resolveModule?: ModuleResolver;
   /** Receives access records. */
   accessLog?: (record: AccessRecord) => void;
+  /** The single virtual host's own settings (headers to add, `per_filter_config`). */
+  virtualHost?: Partial<Omit<VirtualHostConfig, "routes">>;
+  /** Path normalization and forwarded-header trust; default: the listener defaults. */
+  requestPolicy?: RequestPolicy;
+  /** `http` (default) or `https`, for X-Forwarded-Proto. */
+  scheme?: "http" | "https";
+}
+
+/** A request as a client wrote it, for {@linkcode InProcessProxy.raw}. */
+export interface RawInProcessRequest {
+  method?: string;
+  /** The request target exactly as sent: `/a/../b`, `http://b.example/x`, `*`. */
+  target: string;
+  /** The Host header (or `:authority`); null for none. */
+  authority: string | null;
+  headers?: HeadersInit;
+  body?: string;
+  /** `HTTP/1.1` (default), `HTTP/1.0` or `HTTP/2`. */
+  protocol?: string;
+  /** The peer's address; default 127.0.0.1. */
+  remoteAddress?: string;
 }
 
 /** A listener without sockets. */
 export interface InProcessProxy {
   /** Sends a request (path or full URL) through the lifecycle. */
   request(input: string, init?: RequestInit): Promise<Response>;
+  /** Sends a request with its target and authority exactly as given (no URL parsing). */
+  raw(request: RawInProcessRequest): Promise<Response>;
   /** Destroys factories and closes the cluster. */
   close(): Promise<void>;
 }
@@ -119,6 +143,7 @@ export async function createInProcessProxy(options: InProcessOptions): Promise<I
       responseHeadersToAdd: [],
       responseHeadersToRemove: [],
       perFilterConfig: {},
+      ...options.virtualHost,
     }],
   });
   const position = { file: FILE, line: 0, path: "clusters[0]" };
@@ -146,7 +171,7 @@ export async function createInProcessProxy(options: InProcessOptions): Promise<I
   );
   const context: ListenerContext = {
     name: "in-process",
-    scheme: "http",
+    scheme: options.scheme ?? "http",
     router,
     routesOverrideFilters: router.overridesFilterConfig,
     clusters,
@@ -154,15 +179,44 @@ export async function createInProcessProxy(options: InProcessOptions): Promise<I
     maxHeaderBytes: 65536,
     accessLog: options.accessLog,
     logger: logger("listener", "in-process"),
+    request: options.requestPolicy,
   };
   return {
     request(input, init) {
       const url = input.startsWith("/") ? `http://mosaic.local${input}` : input;
       const request = new Request(url, init);
-      if (!request.headers.has("host")) request.headers.set("host", new URL(url).host);
-      return handleStream(context, fromFetchRequest(request, "HTTP/1.1"), {
+      const parsed = new URL(request.url);
+      const headers = new Headers(request.headers);
+      if (!headers.has("host")) headers.set("host", parsed.host);
+      return handleStream(context, {
+        method: request.method,
+        target: parsed.pathname + parsed.search,
+        authority: headers.get("host"),
+        headers,
+        body: request.body,
+        signal: request.signal,
+      }, {
         remoteAddr: { hostname: "127.0.0.1", port: 40000 },
         protocol: "HTTP/1.1",
+      }).then(toFetchResponse);
+    },
+    raw(request) {
+      const headers = new Headers(request.headers);
+      if (request.authority !== null && !headers.has("host") && request.protocol !== "HTTP/2") {
+        headers.set("host", request.authority);
+      }
+      const body = request.body === undefined ? null : new Response(request.body).body;
+      const protocol = request.protocol ?? "HTTP/1.1";
+      return handleStream(context, {
+        method: request.method ?? "GET",
+        target: request.target,
+        authority: request.authority,
+        headers,
+        body,
+        signal: new AbortController().signal,
+      }, {
+        remoteAddr: { hostname: request.remoteAddress ?? "127.0.0.1", port: 40000 },
+        protocol,
       }).then(toFetchResponse);
     },
     async close() {

@@ -7,6 +7,11 @@
  *   → before_send → write response → finish (access log, onDestroy once)
  * ```
  *
+ * Before any filter runs, the request is checked and cleaned (`checkRequest`): the
+ * authority must be a valid host, an absolute-form target gives the authority, the path
+ * is normalized (dot segments, escapes, slashes) and the client's hop-by-hop headers are
+ * removed. Routes and filters only ever see the result.
+ *
  * Each phase is a named step below. A local response (a filter's `respond()`, a direct
  * response, or an error the proxy answers itself) jumps straight to `before_send`.
  * `finish` runs exactly once: when the response body has been written, or when the
@@ -18,6 +23,7 @@
 import type { Logger } from "@logtape/logtape";
 import { runReceivers, runSenders, StreamFilters } from "../filter/chain.ts";
 import type { FilterEntry } from "../filter/chain.ts";
+import type { RouteInfo } from "../filter/api.ts";
 import type { Route, Router } from "../router/router.ts";
 import type { ClusterManager, Host } from "../upstream/cluster.ts";
 import {
@@ -27,7 +33,11 @@ import {
 } from "../upstream/types.ts";
 import type { AccessRecord } from "../log/access_log.ts";
 import type { DownstreamInfo, DownstreamRequest, StreamResponse } from "./downstream.ts";
-import { addForwardedHeaders, headerBlockSize, stripHopByHop } from "./headers.ts";
+import { applyForwarded } from "./forwarded.ts";
+import { headerBlockSize, removeHopByHopFields, stripHopByHop } from "./headers.ts";
+import { isValidAuthority, parseAbsoluteTarget } from "./host.ts";
+import { normalizeTarget } from "./path.ts";
+import { DEFAULT_REQUEST_POLICY, type RequestPolicy } from "./policy.ts";
 import { type LocalResponse, RequestState } from "./request_state.ts";
 import { ResponseState } from "./response_state.ts";
 import { trackBody } from "./track_body.ts";
@@ -46,6 +56,8 @@ export interface ListenerContext {
   readonly routesOverrideFilters: boolean;
   /** Largest accepted request header block (431 above). */
   readonly maxHeaderBytes: number;
+  /** Path normalization and forwarded-header trust; default {@linkcode DEFAULT_REQUEST_POLICY}. */
+  readonly request?: RequestPolicy;
   /** Called once per stream when it ends; undefined when the listener logs no access. */
   readonly accessLog: ((record: AccessRecord) => void) | undefined;
   readonly logger: Logger;
@@ -63,29 +75,37 @@ export async function handleStream(
   downstream: DownstreamInfo,
 ): Promise<StreamResponse> {
   const startTime = Date.now();
-  const path = request.target;
   const headers = request.headers;
-  const authority = request.authority ?? "";
+  const policy = ctx.request ?? DEFAULT_REQUEST_POLICY;
+  // 0. Check the request and clean it before anything reads it.
+  const checked = checkRequest(request, downstream.protocol, policy);
+  const authority = checked.authority;
+  const checkError = checked.error;
   const req = new RequestState(
     request.method,
-    path,
+    checked.target,
     headers,
     request.body,
     downstream.remoteAddr,
     request.signal,
   );
   if (ctx.routesOverrideFilters) {
-    req.earlyRoute = () => ctx.router.match(authority, req.path, headers);
+    req.earlyRoute = () =>
+      ctx.router.match(authority, req.path, headers) ?? ctx.router.virtualHost(authority);
   }
   const log = new StreamLog(ctx, req, downstream, startTime);
   let filters: StreamFilters | undefined;
   let route: Route | undefined;
   let host: Host | undefined;
   let upstream: UpstreamResponse | undefined;
+  /** Where no route matched: the virtual host, whose `per_filter_config` still applies. */
+  let noRouteHost: RouteInfo | undefined;
 
   try {
-    // 0. Refuse what must never be forwarded.
-    if (headerBlockSize(headers) > ctx.maxHeaderBytes) {
+    if (checkError !== undefined) {
+      log.flag = "DPE";
+      req.respond(400, { body: checkError });
+    } else if (headerBlockSize(headers) > ctx.maxHeaderBytes) {
       req.respond(431, { body: "request header fields too large\n" });
     }
 
@@ -99,30 +119,42 @@ export async function handleStream(
       if (typeof status !== "string") await status;
     }
 
-    // 3. Match the route; 4. after_route, which may ask to match again.
-    for (let i = 0; !req.responded; i++) {
+    // 3. Match the route; 4. after_route, which may ask to match again. After a rematch
+    // the phase resumes past the filter that asked; `from` is this loop's own state.
+    for (let i = 0, from = 0; !req.responded; i++) {
       route = ctx.router.match(authority, req.path, headers);
       req.route = route;
       if (route === undefined) {
         log.flag = "NR";
+        noRouteHost = ctx.router.virtualHost(authority);
         req.respond(404, { body: "no route\n" });
         break;
       }
       if (filters === undefined) break;
       req.phase = "after_route";
-      let status = runReceivers(filters, "after_route", req);
+      let status = runReceivers(filters, "after_route", req, from);
       if (typeof status !== "string") status = await status;
       if (status !== "rematch_route" || i >= MAX_ROUTE_REMATCHES) break;
+      from = filters.endedAt + 1;
     }
     if (route !== undefined && !req.responded && route.directResponse !== undefined) {
       const direct = route.directResponse;
       req.respond(direct.status, { body: direct.body });
+      // A direct response gets the virtual host's and the route's response headers (Envoy).
+      route.applyResponseHeaders(req.local!.headers);
     }
 
-    // 5. Prepare the upstream request once: headers as the upstream should see them.
+    // 5. Prepare the upstream request once: headers as the upstream should see them. The
+    // client's hop-by-hop fields went before the filters; a filter may have set one.
     if (!req.responded) {
-      stripHopByHop(headers);
-      addForwardedHeaders(headers, downstream.remoteAddr.hostname, ctx.scheme, authority);
+      if (filters !== undefined) removeHopByHopFields(headers);
+      applyForwarded(
+        headers,
+        downstream.remoteAddr.hostname,
+        ctx.scheme,
+        authority,
+        policy.forwarded,
+      );
       if (!headers.has("host")) headers.set("host", authority);
       if (route!.hostRewrite !== undefined) headers.set("host", route!.hostRewrite);
       route!.applyRequestHeaders(headers);
@@ -184,7 +216,7 @@ export async function handleStream(
       body,
       req,
       req.metadata,
-      route,
+      route ?? noRouteHost,
       host,
       local !== undefined,
     );
@@ -227,6 +259,68 @@ export async function handleStream(
   return { status, headers: responseHeaders, body };
 }
 
+/** What {@linkcode checkRequest} made of a request's target and authority. */
+interface CheckedRequest {
+  /** The origin-form target to route and forward, path normalized. */
+  target: string;
+  /** The validated authority; "" for an HTTP/1.0 request without Host. */
+  authority: string;
+  /** Set when the request must be answered 400: the body to answer with. */
+  error: string | undefined;
+}
+
+/**
+ * Step 0: validates the authority (RFC 3986 host and optional port; RFC 9112 §3.2: an
+ * HTTP/1.1 request needs one), takes an absolute-form target's authority instead of Host
+ * (RFC 9112 §3.2.2), refuses an HTTP/2 `host` that differs from `:authority` (RFC 9113
+ * §8.3.1), normalizes the path, and removes the client's hop-by-hop fields, before any
+ * filter or route sees the request.
+ */
+function checkRequest(
+  request: DownstreamRequest,
+  protocol: string,
+  policy: RequestPolicy,
+): CheckedRequest {
+  const headers = request.headers;
+  let target = request.target;
+  let authority = request.authority;
+  let error: string | undefined;
+  if (protocol === "HTTP/2") {
+    const host = headers.get("host");
+    if (authority === null) authority = host;
+    else if (host !== null && host.toLowerCase() !== authority.toLowerCase()) {
+      error = "host header differs from :authority\n";
+    }
+  } else if (authority === null && protocol !== "HTTP/1.0") {
+    error = "missing host header\n";
+  }
+  if (error === undefined && target.charCodeAt(0) !== 0x2f /* / */) {
+    const absolute = parseAbsoluteTarget(target);
+    if (absolute === undefined) error = "invalid request target\n";
+    else {
+      target = absolute.originForm;
+      authority = absolute.authority;
+      headers.set("host", authority);
+    }
+  }
+  if (error === undefined && authority !== null && !isValidAuthority(authority)) {
+    error = "invalid host\n";
+  }
+  if (error === undefined) {
+    const normalized = normalizeTarget(target, policy.path);
+    if (normalized === undefined) error = "invalid request path\n";
+    else target = normalized;
+  }
+  stripHopByHop(headers);
+  // One scratch result, read at once by the caller before any await: no allocation.
+  CHECKED.target = target;
+  CHECKED.authority = authority ?? "";
+  CHECKED.error = error;
+  return CHECKED;
+}
+
+const CHECKED: CheckedRequest = { target: "", authority: "", error: undefined };
+
 /** The result of the upstream step. */
 interface Sent {
   host: Host | undefined;
@@ -262,7 +356,8 @@ async function sendUpstream(
 
   for (let attempt = 1;; attempt++) {
     // after_choose_host, which may ask for another host.
-    for (let i = 0;; i++) {
+    // `from` is where the phase resumes after a rechoose: past the filter that asked.
+    for (let i = 0, from = 0;; i++) {
       host = cluster.choose(host);
       req.host = host;
       if (host === undefined) {
@@ -272,10 +367,11 @@ async function sendUpstream(
       }
       if (filters === undefined) break;
       req.phase = "after_choose_host";
-      let status = runReceivers(filters, "after_choose_host", req);
+      let status = runReceivers(filters, "after_choose_host", req, from);
       if (typeof status !== "string") status = await status;
       if (req.responded) return { host, response: undefined };
       if (status !== "rechoose_host" || i >= MAX_HOST_RECHOOSES) break;
+      from = filters.endedAt + 1;
     }
 
     log.upstreamHost = host.address;

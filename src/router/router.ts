@@ -23,15 +23,45 @@ interface HeaderCondition {
 
 /** A route with its match conditions compiled; at most one path condition is set. */
 interface RouteEntry {
+  /** Lower-cased when the match is not case-sensitive. */
   readonly prefix: string | undefined;
+  /** Lower-cased when the match is not case-sensitive. */
   readonly path: string | undefined;
   readonly regex: RegExp | undefined;
+  /** `case_sensitive` of the match (default true). */
+  readonly caseSensitive: boolean;
   readonly headers: readonly HeaderCondition[];
   readonly route: Route;
 }
 
-/** A virtual host's routes, in config order. */
-type RouteTable = readonly RouteEntry[];
+/** A virtual host: its routes in config order, and what applies when none matches. */
+interface RouteTable {
+  readonly routes: readonly RouteEntry[];
+  readonly virtualHost: VirtualHostInfo;
+}
+
+/**
+ * A virtual host as filters see it when no route of it matched: its `per_filter_config`
+ * still applies (as in Envoy); there is no route name and no cluster.
+ */
+export class VirtualHostInfo {
+  /** Always undefined: no route matched. */
+  readonly name: undefined = undefined;
+  /** Always undefined: no route matched. */
+  readonly clusterName: undefined = undefined;
+  readonly #perFilterConfig: ReadonlyMap<string, unknown>;
+
+  /** Wraps a virtual host's config. */
+  constructor(readonly virtualHost: string, perFilterConfig: Record<string, unknown>) {
+    this.#perFilterConfig = new Map(Object.entries(perFilterConfig));
+    Object.freeze(this);
+  }
+
+  /** The virtual host's `per_filter_config` entry for a filter. */
+  perFilterConfig(filterName: string): unknown {
+    return this.#perFilterConfig.get(filterName);
+  }
+}
 
 /**
  * Routes requests by authority, path and headers.
@@ -112,15 +142,26 @@ export class Router {
   match(authority: string, path: string, headers: Headers): Route | undefined {
     const table = this.#virtualHost(hostOf(authority));
     if (table === undefined) return undefined;
+    const routes = table.routes;
     const query = path.indexOf("?");
     const pathEnd = query < 0 ? path.length : query;
     let pathOnly: string | undefined;
-    for (let i = 0; i < table.length; i++) {
-      const entry = table[i];
+    for (let i = 0; i < routes.length; i++) {
+      const entry = routes[i];
       if (entry.prefix !== undefined) {
-        if (entry.prefix.length > pathEnd || !path.startsWith(entry.prefix)) continue;
+        if (entry.prefix.length > pathEnd) continue;
+        if (
+          entry.caseSensitive
+            ? !path.startsWith(entry.prefix)
+            : !startsWithIgnoringCase(path, entry.prefix)
+        ) continue;
       } else if (entry.path !== undefined) {
-        if (entry.path.length !== pathEnd || !path.startsWith(entry.path)) continue;
+        if (entry.path.length !== pathEnd) continue;
+        if (
+          entry.caseSensitive
+            ? !path.startsWith(entry.path)
+            : !startsWithIgnoringCase(path, entry.path)
+        ) continue;
       } else if (entry.regex !== undefined) {
         pathOnly ??= query < 0 ? path : path.slice(0, query);
         if (!entry.regex.test(pathOnly)) continue;
@@ -128,6 +169,17 @@ export class Router {
       if (entry.headers.length === 0 || headersMatch(entry.headers, headers)) return entry.route;
     }
     return undefined;
+  }
+
+  /**
+   * The virtual host of an authority, for a request that matched no route of it: its
+   * `per_filter_config` still applies.
+   *
+   * @param authority The Host header or `:authority`.
+   * @returns The virtual host; undefined when no virtual host takes the authority.
+   */
+  virtualHost(authority: string): VirtualHostInfo | undefined {
+    return this.#virtualHost(hostOf(authority))?.virtualHost;
   }
 
   #virtualHost(host: string): RouteTable | undefined {
@@ -144,6 +196,16 @@ export class Router {
   }
 }
 
+/** `path.startsWith(lowerPrefix)` with ASCII letters of `path` compared case-insensitively. */
+function startsWithIgnoringCase(path: string, lowerPrefix: string): boolean {
+  for (let i = 0; i < lowerPrefix.length; i++) {
+    let c = path.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== lowerPrefix.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
 function headersMatch(conditions: readonly HeaderCondition[], headers: Headers): boolean {
   for (let i = 0; i < conditions.length; i++) {
     const condition = conditions[i];
@@ -157,7 +219,7 @@ function headersMatch(conditions: readonly HeaderCondition[], headers: Headers):
 }
 
 function compileVirtualHost(virtualHost: VirtualHostConfig, where: string): RouteTable {
-  return Object.freeze(virtualHost.routes.map((route, routeIndex) => {
+  const routes = Object.freeze(virtualHost.routes.map((route, routeIndex) => {
     const routeWhere = `${where}.routers[${routeIndex}]`;
     return compileRoute(
       route,
@@ -165,10 +227,13 @@ function compileVirtualHost(virtualHost: VirtualHostConfig, where: string): Rout
       routeWhere,
     );
   }));
+  const info = new VirtualHostInfo(virtualHost.name, virtualHost.perFilterConfig);
+  return Object.freeze({ routes, virtualHost: info });
 }
 
 function compileRoute(config: RouteConfig, route: Route, where: string): RouteEntry {
   const { prefix, path, regex } = config.match;
+  const caseSensitive = config.match.caseSensitive ?? true;
   const probe = new Headers();
   const headers = config.match.headers.map((matcher, index): HeaderCondition => {
     const at = `${where}.match.headers[${index}]`;
@@ -186,21 +251,23 @@ function compileRoute(config: RouteConfig, route: Route, where: string): RouteEn
     });
   });
   // One path condition applies, in MOSN's order of precedence.
+  const fold = (value: string | undefined) => caseSensitive ? value : value?.toLowerCase();
   return Object.freeze({
-    prefix,
-    path: prefix === undefined ? path : undefined,
+    prefix: fold(prefix),
+    path: prefix === undefined ? fold(path) : undefined,
     regex: prefix === undefined && path === undefined && regex !== undefined
-      ? compileAnchored(regex, `${where}.match.regex`)
+      ? compileAnchored(regex, `${where}.match.regex`, caseSensitive ? "" : "i")
       : undefined,
+    caseSensitive,
     headers: Object.freeze(headers),
     route,
   });
 }
 
 /** Compiles a pattern that must match the whole input, as Envoy's and MOSN's regexes do. */
-function compileAnchored(source: string, where: string): RegExp {
+function compileAnchored(source: string, where: string, flags = ""): RegExp {
   try {
-    return new RegExp(`^(?:${source})$`);
+    return new RegExp(`^(?:${source})$`, flags);
   } catch (cause) {
     throw new RouterConfigError(
       `${where}: "${source}" is not a valid regular expression (${(cause as Error).message})`,

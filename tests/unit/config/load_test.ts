@@ -31,6 +31,12 @@ Deno.test("MOSN's simple_streamfilter JSON loads unchanged, warning about what M
     downstreamProtocol: "Http1",
     upstreamProtocol: "Http1",
     routerConfigName: "server_router",
+    normalizePath: true,
+    mergeSlashes: true,
+    pathWithEscapedSlashesAction: "reject",
+    useRemoteAddress: true,
+    xffNumTrustedHops: 0,
+    trustedProxies: [],
   });
   assert.deepEqual(listener.streamFilters.map((f) => [f.type, f.name, f.config, f.failureMode]), [
     ["demo", "demo", { User: "admin" }, "closed"],
@@ -100,6 +106,12 @@ plugins:
     downstreamProtocol: "Auto",
     upstreamProtocol: "Http1",
     routerConfigName: "r",
+    normalizePath: true,
+    mergeSlashes: true,
+    pathWithEscapedSlashesAction: "reject",
+    useRemoteAddress: true,
+    xffNumTrustedHops: 0,
+    trustedProxies: [],
   });
   assert.equal(listener.maxHeaderBytes, 32768);
   assert.equal(listener.tls, undefined);
