@@ -12,6 +12,7 @@ import { buildFilterEntries, type ModuleResolver } from "../filter/build.ts";
 import { AccessLogWriter, compileAccessLogFormat } from "../log/access_log.ts";
 import { logger } from "../log/logger.ts";
 import type { ListenerContext } from "../proxy/stream.ts";
+import { requestPolicyOf } from "../proxy/policy.ts";
 import { Router } from "../router/router.ts";
 import { ClusterManager } from "../upstream/cluster.ts";
 import { Http1Pool } from "../upstream/http1_pool.ts";
@@ -197,6 +198,7 @@ export class Runtime {
       clusters: generation.clusters,
       filters,
       maxHeaderBytes: listener.maxHeaderBytes,
+      request: requestPolicyOf(network),
       accessLog: lines.length === 0 ? undefined : (record) => {
         for (const { format, writer } of lines) writer.write(format(record));
       },
