@@ -294,3 +294,27 @@ Deno.test("body({ maxBytes }) rejects a larger body with BodyTooLargeError", asy
   assert.equal(await big.text(), "BodyTooLargeError");
   await proxy.close();
 });
+
+Deno.test("after more than 8 rematches, after_choose_host filters still run (no resume point leaks)", async () => {
+  const calls: string[] = [];
+  stepFilter("leak_host", "after_choose_host", () => "continue", calls);
+  const names: string[] = [];
+  for (let i = 0; i < 9; i++) {
+    const name = `leak_rematch_${i}`;
+    names.push(name);
+    stepFilter(name, "after_route", (s) => {
+      if (s.metadata.has(name)) return "continue";
+      s.metadata.set(name, true);
+      return "rematch_route";
+    }, calls);
+  }
+  const proxy = await createInProcessProxy({
+    streamFilters: [{ type: "leak_host" }, ...names.map((type) => ({ type }))],
+    upstream,
+  });
+  const response = await proxy.request("/x");
+  assert.equal(response.status, 200);
+  await response.body?.cancel();
+  assert.ok(calls.includes("leak_host:after_choose_host"), calls.join(" "));
+  await proxy.close();
+});
