@@ -98,6 +98,26 @@ function denoExecutable(): string {
   }
 }
 
+/** Options of {@linkcode narrowestPermissionFlags}. */
+export interface PermissionOptions {
+  /**
+   * How many workers will run (`--workers`, else `workers:`, with `auto` resolved). More
+   * than one needs read access to Mosaic's own folder, because Deno 2.9.6 checks a
+   * Worker's whole module graph (main.ts, src/, node_modules/) against `--allow-read`.
+   *
+   * @default {1}
+   */
+  workers?: number;
+  /**
+   * Whether the Deno that runs the printed command already has `--unstable-net`, which
+   * `reusePort` needs: deno.json's `unstable` list gives it when run from the project
+   * folder. When false and more than one worker runs, `--unstable-net` is printed.
+   *
+   * @default {false}
+   */
+  unstableNet?: boolean;
+}
+
 /**
  * Computes the narrowest permission flags to run Mosaic on `config`:
  * `--allow-net` for listener binds, cluster hosts, the admin address and fetched
@@ -108,6 +128,7 @@ function denoExecutable(): string {
  * without duplicates.
  *
  * @param config A loaded config.
+ * @param options How many workers run, and whether unstable net is already on.
  * @returns The flags, e.g. `["--allow-net=127.0.0.1:2046,127.0.0.1:8080", "--allow-read=/etc/mosaic.yaml"]`.
  *
  * @example
@@ -119,7 +140,10 @@ function denoExecutable(): string {
  * console.log(["deno", "run", ...narrowestPermissionFlags(config), "main.ts"].join(" "));
  * ```
  */
-export function narrowestPermissionFlags(config: MosaicConfig): string[] {
+export function narrowestPermissionFlags(
+  config: MosaicConfig,
+  options: PermissionOptions = {},
+): string[] {
   const grants = new Grants();
   for (const listener of config.listeners) {
     grants.add("net", netEntry(listener.hostname, listener.port));
@@ -201,5 +225,11 @@ export function narrowestPermissionFlags(config: MosaicConfig): string[] {
   for (const name of YAML_ENV) grants.add("env", name);
   // @grpc/grpc-js, loaded only when the config has plugins, reads its switches as it loads.
   if (config.plugins.size > 0) { for (const name of GRPC_ENV) grants.add("env", name); }
-  return grants.flags();
+  const workers = (options.workers ?? 1) > 1;
+  // A Worker's module graph is read under the process's permissions: its own folder.
+  const home = new URL("../..", import.meta.url);
+  if (workers && home.protocol === "file:") grants.add("read", fileURLToPath(home));
+  const flags = grants.flags();
+  if (workers && !options.unstableNet) flags.push("--unstable-net");
+  return flags;
 }

@@ -27,6 +27,8 @@ export interface GuardedListenerOptions {
   port: number;
   /** How long a request head may take, from its first byte (or from accept). */
   headerReadTimeoutMs: number;
+  /** Share the public port with other workers (needs `--unstable-net`). */
+  reusePort?: boolean;
 }
 
 /** A running HTTP listener behind a header-read-timeout front. */
@@ -63,7 +65,11 @@ export class GuardedHttpListener {
       }).then(toFetchResponse);
     });
     try {
-      this.#outer = Deno.listen({ hostname: options.hostname, port: options.port });
+      this.#outer = Deno.listen({
+        hostname: options.hostname,
+        port: options.port,
+        reusePort: options.reusePort,
+      });
     } catch (error) {
       this.#inner.shutdown();
       throw error;

@@ -35,6 +35,28 @@ import {
 export interface RuntimeOptions {
   plugins: PluginCaller;
   resolveModule: ModuleResolver;
+  /**
+   * Bind every listener with `SO_REUSEPORT`, so the runtimes of `workers: N` share each
+   * port and the kernel spreads connections over them (needs `--unstable-net`).
+   *
+   * @default {false}
+   */
+  reusePort?: boolean;
+  /**
+   * The index of the worker this runtime runs in, printed by the access log's `%worker%`.
+   *
+   * @default {0}
+   */
+  worker?: number;
+}
+
+/**
+ * A next generation built by {@linkcode Runtime.prepare}: nothing of it serves until
+ * {@linkcode Runtime.commit}; {@linkcode Runtime.discard} drops it.
+ */
+export interface PreparedGeneration {
+  /** The config it was built from. */
+  readonly config: MosaicConfig;
 }
 
 type Listener = HttpListener | TcpProxyListener | TlsHttpListener | GuardedHttpListener;
@@ -81,10 +103,30 @@ export class Runtime {
    * throws, and the running one stays as it was.
    */
   async reload(config: MosaicConfig): Promise<void> {
-    const next = await this.#build(config);
+    await this.commit(await this.prepare(config));
+  }
+
+  /**
+   * Phase one of a reload: builds everything of `config` and puts nothing in force, so
+   * that the workers of one proxy can all build before any of them switches.
+   *
+   * @throws {Error} when the config fails to build; the running one stays as it was.
+   */
+  async prepare(config: MosaicConfig): Promise<PreparedGeneration> {
+    return await this.#build(config);
+  }
+
+  /** Phase two: puts a prepared generation in force; the previous one retires. */
+  async commit(prepared: PreparedGeneration): Promise<void> {
+    const next = prepared as Generation;
     const previous = this.#current;
     await this.#activate(next);
-    if (previous !== undefined) this.#retire(previous, config.drainTimeoutMs);
+    if (previous !== undefined) this.#retire(previous, next.config.drainTimeoutMs);
+  }
+
+  /** Drops a prepared generation that will not be committed. */
+  async discard(prepared: PreparedGeneration): Promise<void> {
+    await this.#dispose(prepared as Generation);
   }
 
   /** Stops accepting, drains in-flight requests for up to `drainTimeoutMs`, closes all. */
@@ -181,7 +223,7 @@ export class Runtime {
     });
     generation.factories.push(...filters.map((f) => f.factory));
     const lines = listener.accessLogs.map((access) => {
-      const format = compileAccessLogFormat(access.format);
+      const format = compileAccessLogFormat(access.format, { worker: this.options.worker });
       let writer = writers.get(access.path);
       if (writer === undefined) {
         writer = new AccessLogWriter(access.path);
@@ -209,6 +251,7 @@ export class Runtime {
   /** Points every listener at the new generation; opens new ones, closes dropped ones. */
   async #activate(next: Generation): Promise<void> {
     const drainTimeoutMs = next.config.drainTimeoutMs;
+    const reusePort = this.options.reusePort ? true : undefined;
     for (const [name, running] of this.#listeners) {
       const config = next.config.listeners.find((l) => l.name === name);
       const tlsMode = next.tls.get(name)?.choice.mode;
@@ -233,17 +276,23 @@ export class Runtime {
         continue;
       }
       const listener = config.network.type === "tcp_proxy"
-        ? new TcpProxyListener(config, context as TcpProxyContext)
+        ? new TcpProxyListener(
+          { hostname: config.hostname, port: config.port, reusePort },
+          context as TcpProxyContext,
+        )
         : tls !== undefined
-        ? await startTlsListener(config, tls, context as ListenerContext, drainTimeoutMs)
+        ? await startTlsListener(config, tls, context as ListenerContext, drainTimeoutMs, {
+          reusePort,
+        })
         : config.headerReadTimeoutMs > 0
         ? new GuardedHttpListener({
           hostname: config.hostname,
           port: config.port,
           headerReadTimeoutMs: config.headerReadTimeoutMs,
+          reusePort,
         }, context as ListenerContext)
         : new HttpListener(
-          { hostname: config.hostname, port: config.port },
+          { hostname: config.hostname, port: config.port, reusePort },
           context as ListenerContext,
         );
       this.#listeners.set(config.name, { config, listener });

@@ -26,10 +26,17 @@ export class TcpProxyListener {
   #connections = new Set<Deno.Conn>();
   #accepting: Promise<void>;
 
-  /** Binds and starts accepting. */
-  constructor(options: { hostname: string; port: number }, context: TcpProxyContext) {
+  /** Binds and starts accepting; `reusePort` shares the port (needs `--unstable-net`). */
+  constructor(
+    options: { hostname: string; port: number; reusePort?: boolean },
+    context: TcpProxyContext,
+  ) {
     this.context = context;
-    this.#listener = Deno.listen({ hostname: options.hostname, port: options.port });
+    this.#listener = Deno.listen({
+      hostname: options.hostname,
+      port: options.port,
+      reusePort: options.reusePort,
+    });
     this.#accepting = this.#acceptLoop();
   }
 

@@ -43,6 +43,8 @@ export interface TlsHttpListenerOptions {
   material: TlsMaterial;
   /** How to serve; `chooseTlsServeMode` picks it. */
   mode: TlsServeMode;
+  /** Share the port with other workers (direct: needs `--unstable-net`). */
+  reusePort?: boolean;
 }
 
 /** A running HTTPS listener, with the surface of {@linkcode HttpListener}. */
@@ -103,6 +105,7 @@ export class TlsHttpListener {
       port: options.port,
       tls: options.tls,
       material: options.material,
+      reusePort: options.reusePort,
       onTlsError: (failure) => {
         const ctx = holder.listener?.context ?? context;
         ctx.logger.warn("TLS handshake from {client} failed on listener {listener}: {reason}", {
@@ -284,6 +287,6 @@ function openDirect(
     port,
     tls: { cert: material.cert, key: material.key },
     // Only a listener bound with reusePort can get a successor on its port.
-    reusePort: canReusePort() ? true : undefined,
+    reusePort: options.reusePort || canReusePort() ? true : undefined,
   }, context);
 }

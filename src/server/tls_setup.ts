@@ -155,6 +155,7 @@ export async function prepareClusterTls(
  * @param tls Its prepared TLS.
  * @param context What requests are handled with.
  * @param drainTimeoutMs How long a server replaced by a rotation may drain.
+ * @param options `reusePort`: share the port with other workers.
  * @returns The running listener.
  */
 export async function startTlsListener(
@@ -162,6 +163,7 @@ export async function startTlsListener(
   tls: ListenerTls,
   context: ListenerContext,
   drainTimeoutMs: number,
+  options: { reusePort?: boolean } = {},
 ): Promise<TlsHttpListener> {
   const running = await TlsHttpListener.start({
     hostname: listener.hostname,
@@ -169,6 +171,7 @@ export async function startTlsListener(
     tls: listener.tls!,
     material: tls.material,
     mode: tls.choice.mode,
+    reusePort: options.reusePort,
   }, context);
   running.drainTimeoutMs = drainTimeoutMs;
   running.refreshFrom(tls.provider);

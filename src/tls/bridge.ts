@@ -70,6 +70,12 @@ export interface TlsBridgeOptions {
   hostname?: string;
   /** Bind port; 0 lets the OS choose. */
   port: number;
+  /**
+   * Share the port with other workers (`SO_REUSEPORT`; node:net needs no unstable flag).
+   *
+   * @default {false}
+   */
+  reusePort?: boolean;
   /** The listener's `tls_context`: `require_client_cert`, `alpn`, versions, position. */
   tls: TlsContextConfig;
   /** Certificate, key and (for client certificates) the CA. */
@@ -218,7 +224,8 @@ export async function serveTlsBridge(
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port, options.hostname ?? "0.0.0.0", () => {
+    const listen = { port: options.port, host: options.hostname ?? "0.0.0.0" };
+    server.listen(options.reusePort ? { ...listen, reusePort: true } : listen, () => {
       server.off("error", reject);
       resolve();
     });
