@@ -31,11 +31,19 @@ import { registerCertificateProvider } from "./src/tls/providers.ts";
 import type { PluginCaller } from "./src/filter/api.ts";
 import { AdminServer } from "./src/admin/server.ts";
 import { PLUGIN_ADMIN_PATH, type PluginAdmin, pluginAdminHandler } from "./src/admin/plugin.ts";
+import { singleWorker, WORKERS_ADMIN_PATH, workersAdminHandler } from "./src/admin/workers.ts";
+import { canReusePort } from "./src/server/tls_mode.ts";
+import { type ConfigSource, readConfigSource } from "./src/workers/config_source.ts";
+import { resolveWorkerCount, takeWorkersFlag } from "./src/workers/count.ts";
+import { WorkerPool } from "./src/workers/pool.ts";
+import { isWorkerThread, serveWorker } from "./src/workers/worker.ts";
 
 const USAGE = `Usage:
   mosaic [run] <config.yaml>   start the proxy
   mosaic check <config.yaml>   validate the config and print the narrowest deno run flags
   mosaic flags <config.yaml>   print only those flags, for scripts: deno run $(…) main.ts <config>
+
+  --workers N|auto             run N workers (auto: one per core), overriding workers: in the config
 `;
 
 for (const [name, create] of BUILTIN_STREAM_FILTERS) registerStreamFilter(name, create);
@@ -45,15 +53,24 @@ for (const [name, create] of BUILTIN_CERTIFICATE_PROVIDERS) {
 
 /** Runs the command line; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
+  let workers: number | "auto" | undefined;
+  try {
+    ({ args, workers } = takeWorkersFlag(args));
+  } catch (error) {
+    console.error((error as Error).message);
+    return usage();
+  }
   const [first, second] = args;
   if (first === undefined || first === "-h" || first === "--help") {
     console.log(USAGE);
     return first === undefined ? 2 : 0;
   }
-  if (first === "check") return second === undefined ? usage() : await check(second);
-  if (first === "flags") return second === undefined ? usage() : await check(second, true);
-  if (first === "run") return second === undefined ? usage() : await run(second);
-  return await run(first);
+  if (first === "check") {
+    return second === undefined ? usage() : await check(second, false, workers);
+  }
+  if (first === "flags") return second === undefined ? usage() : await check(second, true, workers);
+  if (first === "run") return second === undefined ? usage() : await run(second, workers);
+  return await run(first, workers);
 }
 
 function usage(): number {
@@ -67,25 +84,35 @@ const LOAD_OPTIONS: LoadOptions = {
   filterConfigParser: streamFilterConfigParser,
 };
 
-async function load(file: string): Promise<MosaicConfig> {
-  const { config, warnings } = await loadConfig(file, LOAD_OPTIONS);
-  configureLogging(config.logLevel, config.logPath);
-  for (const warning of warnings) logger("config").warn(escape(warning));
-  return config;
+/** Loads the config with its text: with workers, every worker builds from that text. */
+async function load(file: string): Promise<ConfigSource> {
+  const source = await readConfigSource(file, LOAD_OPTIONS);
+  configureLogging(source.config.logLevel, source.config.logPath);
+  for (const warning of source.warnings) logger("config").warn(escape(warning));
+  return source;
 }
 
-async function check(file: string, flagsOnly = false): Promise<number> {
+/** The flags `workers` needs besides the config's: see `PermissionOptions`. */
+function workersOptions(config: MosaicConfig, workers: number | "auto" | undefined) {
+  return { workers: resolveWorkerCount(workers ?? config.workers), unstableNet: canReusePort() };
+}
+
+async function check(
+  file: string,
+  flagsOnly = false,
+  workers?: number | "auto",
+): Promise<number> {
   try {
     const { config, warnings } = await loadConfig(file, LOAD_OPTIONS);
     if (flagsOnly) {
-      console.log(narrowestPermissionFlags(config).join(" "));
+      console.log(narrowestPermissionFlags(config, workersOptions(config, workers)).join(" "));
       return 0;
     }
     for (const warning of warnings) console.error(`warning: ${warning}`);
     const notes = await preflight(config);
     for (const note of notes) console.error(`note: ${note}`);
     console.log(`${file}: OK`);
-    console.log(runCommand(config, file));
+    console.log(runCommand(config, file, workers));
     return 0;
   } catch (error) {
     console.error(error instanceof Error ? error.message : String(error));
@@ -94,8 +121,10 @@ async function check(file: string, flagsOnly = false): Promise<number> {
 }
 
 /** The command that runs `file`, as it can be pasted after `npm ci`. */
-function runCommand(config: MosaicConfig, file: string): string {
-  return `${DENO} run ${narrowestPermissionFlags(config).join(" ")} main.ts ${file}`;
+function runCommand(config: MosaicConfig, file: string, workers?: number | "auto"): string {
+  const flags = narrowestPermissionFlags(config, workersOptions(config, workers)).join(" ");
+  const option = workers === undefined ? "" : ` --workers ${workers}`;
+  return `${DENO} run ${flags} main.ts${option} ${file}`;
 }
 
 /** Deno as installed by `npm ci`: `deno` itself is not on the PATH. */
@@ -158,20 +187,29 @@ async function checkTls(
   }
 }
 
-async function run(file: string): Promise<number> {
+async function run(file: string, workers?: number | "auto"): Promise<number> {
   let config: MosaicConfig;
-  let runtime: Runtime;
+  let runtime: Runtime | WorkerPool;
   let plugins: (PluginCaller & PluginAdmin & { stop(): Promise<void> }) | undefined;
   let admin: AdminServer | undefined;
   const log = logger("main");
   try {
-    config = await load(file);
+    const source = await load(file);
+    config = source.config;
+    const count = resolveWorkerCount(workers ?? config.workers);
     // Plugins first: filters and certificate providers may call them while they load.
+    // With workers they run here, once; the workers call them through this thread.
     plugins = await startPlugins(config);
-    runtime = await Runtime.start(config, { plugins, resolveModule: loadFilterModule });
+    runtime = count > 1
+      ? await startWorkers(file, source, count, plugins)
+      : await Runtime.start(config, { plugins, resolveModule: loadFilterModule });
     if (config.admin !== undefined) {
       admin = new AdminServer({ hostname: config.admin.hostname, port: config.admin.port })
-        .route(PLUGIN_ADMIN_PATH, pluginAdminHandler(plugins));
+        .route(PLUGIN_ADMIN_PATH, pluginAdminHandler(plugins))
+        .route(
+          WORKERS_ADMIN_PATH,
+          workersAdminHandler(runtime instanceof WorkerPool ? runtime : singleWorker()),
+        );
       const bound = await admin.start();
       log.info(`Admin API on ${bound.hostname}:${bound.port}`);
     }
@@ -186,8 +224,10 @@ async function run(file: string): Promise<number> {
     reloading = reloading.then(async () => {
       try {
         const next = await load(file);
-        await runtime.reload(next);
-        config = next;
+        // Workers: each builds from the same text; all switch, or none does.
+        if (runtime instanceof WorkerPool) await runtime.reload(next.text);
+        else await runtime.reload(next.config);
+        config = next.config;
         log.info("Reloaded {file}", { file });
       } catch (error) {
         log.error("Reload failed, the running config stays: {error}", {
@@ -217,6 +257,34 @@ async function run(file: string): Promise<number> {
   await stopped.promise;
   log.info("Stopped");
   return 0;
+}
+
+/**
+ * Starts `count` workers, each a whole runtime on the same ports (`reusePort`, which
+ * needs `--unstable-net`: Deno 2.9.6 exits the process without it rather than throw).
+ */
+async function startWorkers(
+  file: string,
+  source: ConfigSource,
+  count: number,
+  plugins: PluginCaller,
+): Promise<WorkerPool> {
+  if (!canReusePort()) {
+    throw new Error(
+      `${count} workers share their ports with reusePort, which needs --unstable-net ` +
+        "(deno.json's unstable list has it when Deno runs from Mosaic's folder)",
+    );
+  }
+  const pool = await WorkerPool.start({
+    count,
+    entry: import.meta.url,
+    file,
+    text: source.text,
+    config: source.config,
+    plugins,
+  });
+  logger("main").info("{count} workers serve every listener", { count });
+  return pool;
 }
 
 /**
@@ -254,4 +322,9 @@ function escape(text: string): string {
   return text.replaceAll("{", "{{").replaceAll("}", "}}");
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  // main.ts is also the module of every worker (`workers: N`): it registers the same
+  // built-ins, and `deno compile` includes it with no extra --include.
+  if (isWorkerThread()) serveWorker({ loadOptions: LOAD_OPTIONS, resolveModule: loadFilterModule });
+  else Deno.exit(await main(Deno.args));
+}

@@ -139,31 +139,35 @@ function normalizeListener(
       format: log.log_format,
     })),
     maxHeaderBytes: raw.max_header_bytes,
-    headerReadTimeoutMs: headerReadTimeout(raw, network.type, path, ctx),
+    headerReadTimeoutMs: httpTimeout(raw, "header_read_timeout", 60_000, network.type, path, ctx),
+    idleTimeoutMs: httpTimeout(raw, "connection_idle_timeout", 75_000, network.type, path, ctx),
+    bodyReadTimeoutMs: httpTimeout(raw, "body_read_timeout", 60_000, network.type, path, ctx),
     position: ctx.source.position(path),
   };
 }
 
-/** `header_read_timeout`, only on plain HTTP listeners: refused, never ignored, elsewhere. */
-function headerReadTimeout(
+/**
+ * A timeout of the HTTP server (`header_read_timeout`, `connection_idle_timeout`,
+ * `body_read_timeout`): its default on proxy listeners, refused (never ignored) on a
+ * tcp_proxy listener, whose own `idle_timeout` is in its filter's config.
+ */
+function httpTimeout(
   raw: RawListener,
+  key: "header_read_timeout" | "connection_idle_timeout" | "body_read_timeout",
+  defaultMs: number,
   network: "proxy" | "tcp_proxy",
   path: FieldPath,
   ctx: NormalizeContext,
 ): number {
-  const timeout = raw.header_read_timeout ?? 0;
-  if (timeout === 0) return 0;
-  const where = [...path, "header_read_timeout"];
-  if (network !== "proxy") {
-    throw ctx.source.error(where, "header_read_timeout needs the proxy network filter");
-  }
-  if (raw.filter_chains[0].tls_context?.status === true) {
+  const timeout = raw[key];
+  if (network === "proxy") return timeout ?? defaultMs;
+  if (timeout !== undefined && timeout !== 0) {
     throw ctx.source.error(
-      where,
-      "header_read_timeout is not supported on TLS listeners yet (the TLS front would need it)",
+      [...path, key],
+      `${key} needs the proxy network filter; tcp_proxy has idle_timeout in its config`,
     );
   }
-  return timeout;
+  return 0;
 }
 
 function normalizeNetworkFilter(

@@ -118,6 +118,11 @@ export interface PermissionOptions {
   unstableNet?: boolean;
 }
 
+/** A plain HTTP listener that serves h2c by prior knowledge. */
+function servesH2c(listener: MosaicConfig["listeners"][number]): boolean {
+  return listener.network.type === "proxy" && listener.network.downstreamProtocol !== "Http1";
+}
+
 /**
  * Computes the narrowest permission flags to run Mosaic on `config`:
  * `--allow-net` for listener binds, cluster hosts, the admin address and fetched
@@ -156,8 +161,9 @@ export function narrowestPermissionFlags(
   }
   // A TLS listener terminates TLS in node:tls and hands each connection to an inner
   // Deno.serve bound to a free loopback port (src/tls/bridge.ts).
-  // So does a listener with a header read timeout (src/server/guarded_listener.ts).
-  if (config.listeners.some((l) => l.tls !== undefined || l.headerReadTimeoutMs > 0)) {
+  // A plain listener that may see h2c (downstream_protocol Auto or Http2) pipes those
+  // connections to an inner Deno.serve on a loopback port (src/server/http1/h2c.ts).
+  if (config.listeners.some((l) => l.tls !== undefined || servesH2c(l))) {
     grants.add("net", "127.0.0.1");
   }
 

@@ -181,6 +181,9 @@ const listener = z.object({
   access_logs: z.array(accessLog).default([]),
   max_header_bytes: intIn(1024, 16 * 1024 * 1024).default(32768),
   header_read_timeout: durationMs.optional(),
+  // MOSN's listener key; nginx's keepalive_timeout default.
+  connection_idle_timeout: durationMs.optional(),
+  body_read_timeout: durationMs.optional(),
 });
 
 const server = z.object({

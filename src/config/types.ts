@@ -70,12 +70,21 @@ export interface ListenerConfig {
    */
   maxHeaderBytes: number;
   /**
-   * Close a connection whose request head is not complete this long after its first byte
-   * (or after the connection opened, for its first request), answering 408; 0: off.
-   * Deno.serve has no such timeout, so a listener with one runs behind a TCP front that
-   * follows the request framing (costs throughput; see src/server/guarded_listener.ts).
+   * `header_read_timeout`: a request head not complete this long after its first byte (or
+   * after the connection opened, for its first request) is answered 408 and the
+   * connection closed; default 60000 (nginx's `client_header_timeout`); 0: off.
    */
   headerReadTimeoutMs: number;
+  /**
+   * `connection_idle_timeout` (MOSN's key): a kept-alive connection with no request for
+   * this long is closed; default 75000 (nginx's `keepalive_timeout`); 0: off.
+   */
+  idleTimeoutMs: number;
+  /**
+   * `body_read_timeout`: a request body that sends nothing for this long is cut; default
+   * 60000 (nginx's `client_body_timeout`); 0: off.
+   */
+  bodyReadTimeoutMs: number;
   /** Where in the file the listener is. */
   position: SourcePosition;
 }

@@ -44,6 +44,8 @@ const VARIABLES: Record<string, (r: AccessRecord) => string> = {
   downstream_local_address: (r) => r.listener,
   upstream_host: (r) => r.upstreamHost || "-",
   upstream_local_address: () => "-",
+  // A constant of the runtime that compiles the format; see compileAccessLogFormat.
+  worker: () => "0",
 };
 
 /** MOSN's default access log format. */
@@ -55,18 +57,35 @@ export const DEFAULT_ACCESS_LOG_FORMAT =
 /** The variable names a format may use (besides `%request_header_<name>%`). */
 export const ACCESS_LOG_VARIABLES: readonly string[] = Object.keys(VARIABLES);
 
+/** Options of {@linkcode compileAccessLogFormat}. */
+export interface AccessLogFormatOptions {
+  /**
+   * The index of the worker whose runtime writes the lines, printed by `%worker%`. It is
+   * the same for every line of a runtime, so it is compiled into the format as text.
+   *
+   * @default {0}
+   */
+  worker?: number;
+}
+
 /**
  * Compiles a format into a function from record to line.
  *
+ * @param format The format, e.g. `%start_time% %response_code% w%worker%`.
+ * @param options The worker index for `%worker%`.
+ * @returns A function from record to line.
  * @throws {Error} naming the first unknown variable.
  */
-export function compileAccessLogFormat(format: string): (record: AccessRecord) => string {
+export function compileAccessLogFormat(
+  format: string,
+  options: AccessLogFormatOptions = {},
+): (record: AccessRecord) => string {
   const parts: Part[] = [];
   const pattern = /%([a-zA-Z0-9_\-]+)%/g;
   let last = 0;
   for (const match of format.matchAll(pattern)) {
     if (match.index > last) parts.push(format.slice(last, match.index));
-    parts.push(variable(match[1]));
+    parts.push(match[1] === "worker" ? String(options.worker ?? 0) : variable(match[1]));
     last = match.index + match[0].length;
   }
   if (last < format.length) parts.push(format.slice(last));

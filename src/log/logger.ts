@@ -18,18 +18,36 @@ import type { LogLevel } from "../config/types.ts";
 
 const encoder = new TextEncoder();
 
+/** Options of {@linkcode configureLogging}. */
+export interface LoggingOptions {
+  /**
+   * The worker this thread is (`workers: N`): every line then starts with `[w<index>]`.
+   * Absent in the main thread and with one worker, whose lines have no prefix.
+   */
+  worker?: number;
+}
+
 /**
  * Sends every `mosaic` log line at `level` or above to `path` (`stdout`, `stderr` or a
  * file opened for append). Calling it again replaces the previous setup.
+ *
+ * @param level The lowest level written.
+ * @param path `stdout`, `stderr` (also `""`) or a file.
+ * @param options The worker index, in a worker thread.
  */
-export function configureLogging(level: LogLevel, path: string): void {
+export function configureLogging(
+  level: LogLevel,
+  path: string,
+  options: LoggingOptions = {},
+): void {
   const target = path === "stdout"
     ? Deno.stdout
     : path === "stderr" || path === ""
     ? Deno.stderr
     : Deno.openSync(path, { append: true, create: true });
+  const prefix = options.worker === undefined ? "" : `[w${options.worker}] `;
   const sink = (record: LogRecord) => {
-    const bytes = encoder.encode(defaultTextFormatter(record));
+    const bytes = encoder.encode(prefix + defaultTextFormatter(record));
     let offset = 0;
     while (offset < bytes.length) offset += target.writeSync(bytes.subarray(offset));
   };

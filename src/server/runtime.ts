@@ -18,8 +18,8 @@ import { ClusterManager } from "../upstream/cluster.ts";
 import { Http1Pool } from "../upstream/http1_pool.ts";
 import { Http2Pool } from "../upstream/http2_pool.ts";
 import type { ConnectionPool } from "../upstream/types.ts";
-import { HttpListener } from "./http_listener.ts";
-import { GuardedHttpListener } from "./guarded_listener.ts";
+import { ConfigError } from "../config/errors.ts";
+import { PlainHttpListener } from "./plain_listener.ts";
 import { type TcpProxyContext, TcpProxyListener } from "./tcp_proxy.ts";
 import { TlsHttpListener } from "./tls_listener.ts";
 import {
@@ -59,7 +59,7 @@ export interface PreparedGeneration {
   readonly config: MosaicConfig;
 }
 
-type Listener = HttpListener | TcpProxyListener | TlsHttpListener | GuardedHttpListener;
+type Listener = PlainHttpListener | TcpProxyListener | TlsHttpListener;
 
 /** One config's worth of built parts. */
 interface Generation {
@@ -270,31 +270,35 @@ export class Runtime {
       if (running !== undefined) {
         running.listener.context = context as ListenerContext & TcpProxyContext;
         running.config = config;
+        if (running.listener instanceof PlainHttpListener) {
+          running.listener.server.setTimeouts(timeoutsOf(config));
+        }
         if (tls !== undefined && running.listener instanceof TlsHttpListener) {
           await updateTlsListener(running.listener, tls, drainTimeoutMs);
         }
         continue;
       }
-      const listener = config.network.type === "tcp_proxy"
-        ? new TcpProxyListener(
-          { hostname: config.hostname, port: config.port, reusePort },
-          context as TcpProxyContext,
-        )
-        : tls !== undefined
-        ? await startTlsListener(config, tls, context as ListenerContext, drainTimeoutMs, {
-          reusePort,
-        })
-        : config.headerReadTimeoutMs > 0
-        ? new GuardedHttpListener({
-          hostname: config.hostname,
-          port: config.port,
-          headerReadTimeoutMs: config.headerReadTimeoutMs,
-          reusePort,
-        }, context as ListenerContext)
-        : new HttpListener(
-          { hostname: config.hostname, port: config.port, reusePort },
-          context as ListenerContext,
-        );
+      let listener: Listener;
+      try {
+        listener = config.network.type === "tcp_proxy"
+          ? new TcpProxyListener(
+            { hostname: config.hostname, port: config.port, reusePort },
+            context as TcpProxyContext,
+          )
+          : tls !== undefined
+          ? await startTlsListener(config, tls, context as ListenerContext, drainTimeoutMs, {
+            reusePort,
+          })
+          : new PlainHttpListener({
+            hostname: config.hostname,
+            port: config.port,
+            reusePort,
+            protocol: config.network.downstreamProtocol,
+            ...timeoutsOf(config),
+          }, context as ListenerContext);
+      } catch (error) {
+        throw bindError(config, error);
+      }
       this.#listeners.set(config.name, { config, listener });
       this.#log.info(`Listener ${config.name} on ${listener.addr.hostname}:${listener.addr.port}`);
     }
@@ -345,5 +349,46 @@ function clustersSpeakingHttp2(config: MosaicConfig): Set<string> {
 function sameSocket(a: ListenerConfig, b: ListenerConfig): boolean {
   return a.hostname === b.hostname && a.port === b.port && a.network.type === b.network.type &&
     (a.tls?.status ?? false) === (b.tls?.status ?? false) &&
-    (a.headerReadTimeoutMs > 0) === (b.headerReadTimeoutMs > 0);
+    (a.network.type !== "proxy" || b.network.type !== "proxy" ||
+      a.network.downstreamProtocol === b.network.downstreamProtocol);
+}
+
+/** The HTTP server's timeouts of a listener. */
+function timeoutsOf(config: ListenerConfig) {
+  return {
+    headerTimeoutMs: config.headerReadTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    bodyTimeoutMs: config.bodyReadTimeoutMs,
+  };
+}
+
+/**
+ * A listener that cannot bind, named by the config's file, line, path and name:
+ * `config.yaml:12: servers[0].listeners[0] (listener "ingress"): cannot listen on
+ * 127.0.0.1:2046: address already in use`.
+ */
+function bindError(config: ListenerConfig, error: unknown): unknown {
+  if (error instanceof ConfigError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  let reason: string;
+  if (error instanceof Deno.errors.AddrInUse || code === "EADDRINUSE") {
+    reason = "address already in use";
+  } else if (error instanceof Deno.errors.AddrNotAvailable || code === "EADDRNOTAVAIL") {
+    reason = "address not available on this machine";
+  } else if (error instanceof Deno.errors.PermissionDenied || code === "EACCES") {
+    reason = `permission denied (${error instanceof Error ? error.message : String(error)})`;
+  } else {
+    return error;
+  }
+  const position = config.position;
+  const host = config.hostname.includes(":") ? `[${config.hostname}]` : config.hostname;
+  return new ConfigError(
+    {
+      file: position.file,
+      line: position.line,
+      path: `${position.path} (listener ${JSON.stringify(config.name)})`,
+    },
+    `cannot listen on ${host}:${config.port}: ${reason}`,
+    { cause: error },
+  );
 }
