@@ -138,6 +138,8 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
   } catch (cause) {
     const problem = cause instanceof Deno.errors.NotFound
       ? "config file not found"
+      : cause instanceof Deno.errors.NotCapable || cause instanceof Deno.errors.PermissionDenied
+      ? `no read access to the config file; run deno with --allow-read=${resolve(file)}`
       : cause instanceof Deno.errors.IsADirectory
       ? "expected a config file, got a directory"
       : `cannot read the config file: ${(cause as Error).message}`;

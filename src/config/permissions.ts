@@ -13,9 +13,6 @@ import { formatHostPort } from "./values.ts";
 /** Where plugins put their unix sockets: `$TMPDIR`, as Go's os.TempDir and Node's os.tmpdir. */
 const TEMP_DIR = "/tmp";
 
-/** Environment variables npm:yaml reads while parsing. */
-export const YAML_ENV: readonly string[] = ["LOG_TOKENS", "LOG_STREAM"];
-
 /** Environment variables @grpc/grpc-js reads as it loads (plugins only). */
 export const GRPC_ENV: readonly string[] = [
   "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
@@ -98,6 +95,11 @@ function denoExecutable(): string {
   }
 }
 
+/** A plain HTTP listener that serves h2c by prior knowledge. */
+function servesH2c(listener: MosaicConfig["listeners"][number]): boolean {
+  return listener.network.type === "proxy" && listener.network.downstreamProtocol !== "Http1";
+}
+
 /** Options of {@linkcode narrowestPermissionFlags}. */
 export interface PermissionOptions {
   /**
@@ -118,18 +120,13 @@ export interface PermissionOptions {
   unstableNet?: boolean;
 }
 
-/** A plain HTTP listener that serves h2c by prior knowledge. */
-function servesH2c(listener: MosaicConfig["listeners"][number]): boolean {
-  return listener.network.type === "proxy" && listener.network.downstreamProtocol !== "Http1";
-}
-
 /**
  * Computes the narrowest permission flags to run Mosaic on `config`:
  * `--allow-net` for listener binds, cluster hosts, the admin address and fetched
  * modules; `--allow-read` for the config file, TLS files and local modules;
  * `--allow-write` for log files; `--allow-import` for http(s) modules; `--allow-run`
- * for plugins and process sandboxes; `--allow-env` only when a sandbox grants
- * environment access. Flags come in a fixed order, their values in config order,
+ * for plugins and process sandboxes; `--allow-env` only for plugins (gRPC's switches)
+ * or when a sandbox grants environment access. Flags come in a fixed order, their values in config order,
  * without duplicates.
  *
  * @param config A loaded config.
@@ -167,8 +164,9 @@ export function narrowestPermissionFlags(
     grants.add("net", "127.0.0.1");
   }
 
-  // Read for the config file also covers `watch: true`, which watches it.
   grants.add("read", config.file);
+  // `watch: true` watches the config's folder (an editor replaces the file by renaming).
+  if (config.watch) grants.add("read", dirname(config.file));
   for (const listener of config.listeners) addTlsFiles(grants, listener.tls);
   for (const cluster of config.clusters.values()) addTlsFiles(grants, cluster.tls);
 
@@ -225,10 +223,10 @@ export function narrowestPermissionFlags(
     grants.add("run", resolved);
   }
 
-  // npm:yaml reads two debug switches (LOG_TOKENS, LOG_STREAM) from the environment on
-  // every parse; nothing else in Mosaic reads it. A plugin's environment (MOSN_PLUGIN, its
-  // `env:`) is handed over through Deno.Command's `env` option, which needs --allow-run only.
-  for (const name of YAML_ENV) grants.add("env", name);
+  // npm:yaml's two debug switches (LOG_TOKENS, LOG_STREAM) are read as unset without
+  // --allow-env (see positions.ts), and nothing else in Mosaic reads the environment. A
+  // plugin's environment (MOSN_PLUGIN, its `env:`) is handed over through Deno.Command's
+  // `env` option, which needs --allow-run only.
   // @grpc/grpc-js, loaded only when the config has plugins, reads its switches as it loads.
   if (config.plugins.size > 0) { for (const name of GRPC_ENV) grants.add("env", name); }
   const workers = (options.workers ?? 1) > 1;

@@ -6,6 +6,7 @@
  * @module
  */
 
+import process from "node:process";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import type { Document, Node } from "yaml";
 import { ConfigError } from "./errors.ts";
@@ -36,6 +37,45 @@ export function formatPath(path: FieldPath): string {
   return out === "" ? "(top level)" : out;
 }
 
+/** Environment variables npm:yaml reads on every parse: two debug switches. */
+const YAML_DEBUG_ENV = ["LOG_TOKENS", "LOG_STREAM"];
+
+/**
+ * Runs a (synchronous) YAML parse so that npm:yaml's reads of its two debug switches
+ * (`process.env.LOG_TOKENS`, `process.env.LOG_STREAM`) need no `--allow-env`: unless
+ * env access to them is already granted, `process.env` is swapped for the parse by a
+ * view that reads them as unset, so Deno neither prompts nor fails with NotCapable.
+ * Mosaic reads no other variable, so `deno run --allow-net --allow-read main.ts …`
+ * suffices.
+ */
+export function withoutYamlDebugEnv<T>(parse: () => T): T {
+  const granted = YAML_DEBUG_ENV.every((variable) =>
+    Deno.permissions.querySync({ name: "env", variable }).state === "granted"
+  );
+  const descriptor = Object.getOwnPropertyDescriptor(process, "env");
+  if (granted || descriptor === undefined || !descriptor.configurable) return parse();
+  const real = descriptor.value ?? descriptor.get?.call(process);
+  // A fresh target: the engine checks a trap's answer against its target's own
+  // properties, and asking the real env about LOG_TOKENS is the read to avoid.
+  const quiet = new Proxy({}, {
+    get: (_target, key) =>
+      typeof key === "string" && YAML_DEBUG_ENV.includes(key) ? undefined : real[key],
+    has: (_target, key) =>
+      typeof key === "string" && YAML_DEBUG_ENV.includes(key) ? false : key in real,
+  });
+  Object.defineProperty(process, "env", {
+    configurable: true,
+    enumerable: descriptor.enumerable,
+    writable: true,
+    value: quiet,
+  });
+  try {
+    return parse();
+  } finally {
+    Object.defineProperty(process, "env", descriptor);
+  }
+}
+
 /** A config file parsed into plain data, which can say where each value came from. */
 export class SourceDocument {
   /** The config file as the caller named it; used in messages. */
@@ -59,12 +99,14 @@ export class SourceDocument {
     this.#lines = new LineCounter();
     // Unique keys: a repeated key in a hand-edited file is almost always a mistake, and
     // silently keeping the last one would hide it.
-    this.#doc = parseDocument(text, {
-      lineCounter: this.#lines,
-      prettyErrors: false,
-      uniqueKeys: true,
-      merge: true,
-    });
+    this.#doc = withoutYamlDebugEnv(() =>
+      parseDocument(text, {
+        lineCounter: this.#lines,
+        prettyErrors: false,
+        uniqueKeys: true,
+        merge: true,
+      })
+    );
     const first = this.#doc.errors[0];
     if (first !== undefined) {
       throw new ConfigError(
