@@ -349,9 +349,9 @@ async function sendUpstream(
   const retry = route.retryPolicy;
   const maxAttempts = 1 + (retry?.numRetries ?? 0);
   const timeoutMs = route.timeoutMs;
-  const signal = timeoutMs > 0
-    ? AbortSignal.any([req.requestSignal, AbortSignal.timeout(timeoutMs)])
-    : req.requestSignal;
+  // One timer for the route timeout, cleared when the stream ends (not a timer per request
+  // left to fire, as AbortSignal.timeout would be); it covers the response body too.
+  const signal = timeoutMs > 0 ? log.routeTimeout(timeoutMs) : req.requestSignal;
   let host: Host | undefined;
 
   for (let attempt = 1;; attempt++) {
@@ -391,6 +391,9 @@ async function sendUpstream(
       if (req.requestSignal.aborted) throw error;
       if (signal.aborted) {
         log.flag = "UT";
+        ctx.logger.warn(
+          `upstream ${host.address} timed out (UT, cluster "${cluster.name}"): no response within the route timeout of ${timeoutMs} ms`,
+        );
         req.respond(504, { body: "upstream request timeout\n" });
         return { host, response: undefined };
       }
@@ -402,7 +405,12 @@ async function sendUpstream(
       const canRetry = error instanceof UpstreamConnectError || !(body instanceof ReadableStream);
       if (attempt < maxAttempts && canRetry) continue;
       log.flag = error instanceof UpstreamConnectError ? "UF" : "UR";
-      ctx.logger.warn("Upstream {host} failed: {error}", { host: host.address, error });
+      // One line, no stack: the flag, the host, the cluster and the reason.
+      ctx.logger.warn(
+        `upstream ${host.address} failed (${log.flag}, cluster "${cluster.name}"): ${
+          reasonOf(error)
+        }`,
+      );
       req.respond(502, { body: "upstream connect error or disconnect/reset before headers\n" });
       return { host, response: undefined };
     }
@@ -419,6 +427,22 @@ async function sendUpstream(
   }
 }
 
+/**
+ * The reason of an upstream failure in a few words: `connection refused`, `connection
+ * reset`, or the error's own message (and its cause's).
+ */
+function reasonOf(error: unknown): string {
+  for (let e: unknown = error, i = 0; e !== undefined && i < 4; i++) {
+    if (e instanceof Deno.errors.ConnectionRefused) return "connection refused";
+    if (e instanceof Deno.errors.ConnectionReset) return "connection reset";
+    if (e instanceof Deno.errors.TimedOut) return "timed out";
+    e = (e as { cause?: unknown } | null)?.cause;
+  }
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";
+  return `${error.message}${cause}`;
+}
+
 /** Collects what the access log needs and ends the stream exactly once. */
 class StreamLog {
   flag = "";
@@ -426,6 +450,8 @@ class StreamLog {
   /** The host whose in-flight count this stream holds until it ends. */
   activeHost: Host | undefined;
   #done = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #unlink: (() => void) | undefined;
 
   constructor(
     readonly ctx: ListenerContext,
@@ -434,10 +460,31 @@ class StreamLog {
     readonly startTime: number,
   ) {}
 
+  /**
+   * A signal that aborts when the client leaves or `ms` pass, whichever comes first; its
+   * one timer is cleared when the stream finishes.
+   */
+  routeTimeout(ms: number): AbortSignal {
+    const client = this.req.requestSignal;
+    const controller = new AbortController();
+    const onClientGone = () => controller.abort(client.reason);
+    if (client.aborted) onClientGone();
+    else client.addEventListener("abort", onClientGone, { once: true });
+    this.#unlink = () => client.removeEventListener("abort", onClientGone);
+    this.#timer = setTimeout(() => {
+      controller.abort(new DOMException(`route timeout of ${ms} ms`, "TimeoutError"));
+    }, ms);
+    return controller.signal;
+  }
+
   /** Writes the access log line and destroys the filters, once. */
   finish(status: number, bytesSent: number, filters: StreamFilters | undefined): void {
     if (this.#done) return;
     this.#done = true;
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#unlink!();
+    }
     if (this.activeHost !== undefined) this.activeHost.active--;
     filters?.destroy();
     const write = this.ctx.accessLog;
