@@ -284,19 +284,16 @@ export class ClientConnection implements BodySource, ResponseOutput, Watched {
         const headEnd = findHeadEnd(buf, this.start + scanned, this.end);
         if (headEnd >= 0) {
           this.#disarm();
+          if (headEnd - this.start > MAX_REQUEST_LINE) {
+            checkHeadSize(buf, this.start, headEnd, limit);
+          }
           return headEnd;
         }
         if (headEnd === -2) {
           throw new BadRequestError(400, "a line of the request head ends in a bare LF");
         }
         scanned = this.end - this.start;
-        if (scanned > MAX_REQUEST_LINE) {
-          const lf = buf.indexOf(LF, this.start);
-          if (lf === -1 || lf >= this.end || lf - this.start > MAX_REQUEST_LINE) {
-            throw new BadRequestError(414, "the request line is too long");
-          }
-          if (scanned > limit) throw new BadRequestError(431, "the request head is too large");
-        }
+        if (scanned > MAX_REQUEST_LINE) checkHeadSize(buf, this.start, this.end, limit);
       } else if (server.draining) {
         return -1;
       }
@@ -468,6 +465,15 @@ export class ClientConnection implements BodySource, ResponseOutput, Watched {
     }
     this.close();
   }
+}
+
+/** 414 for a request line past {@linkcode MAX_REQUEST_LINE}, 431 for a head past `limit`. */
+function checkHeadSize(buf: Uint8Array, start: number, end: number, limit: number): void {
+  const lf = buf.indexOf(LF, start);
+  if (lf === -1 || lf >= end || lf - start > MAX_REQUEST_LINE) {
+    throw new BadRequestError(414, "the request line is too long");
+  }
+  if (end - start > limit) throw new BadRequestError(431, "the request head is too large");
 }
 
 const INTERNAL_ERROR = encoder.encode("internal error\n");
