@@ -1,7 +1,13 @@
 /**
  * One HTTP/1.1 connection to an upstream: the socket with a reusable read buffer and a
- * reusable write buffer. Only `read`, `write` and `close` of `Deno.Conn` are used, so a
- * `Deno.TlsConn` works the same.
+ * reusable write buffer. Only `read`, `write`, `close`, `ref` and `unref` of `Deno.Conn`
+ * are used, so a `Deno.TlsConn` works the same.
+ *
+ * Between exchanges the connection is watched: {@linkcode Http1Connection.watch} starts
+ * the read that the next exchange's {@linkcode Http1Connection.fill} takes over for its
+ * response head. That read is one the next response needs anyway, so watching costs no
+ * extra promise per request. When it completes while no exchange owns the connection
+ * (stray bytes, EOF or an error while idle), the owner is told to drop the connection.
  *
  * @module
  */
@@ -23,6 +29,11 @@ export interface ConnectionOwner {
   release(conn: Http1Connection): void;
   /** The connection must not be reused: close it and free its slot. */
   discard(conn: Http1Connection): void;
+  /**
+   * The watched read of an idle connection completed: the upstream sent bytes nobody
+   * asked for, closed the connection or reset it. The connection must be dropped.
+   */
+  idleEnded(conn: Http1Connection): void;
 }
 
 /** A socket to an upstream with its buffers and counters. */
@@ -39,12 +50,34 @@ export class Http1Connection {
   requests = 0;
   /** When the connection last became idle (`Date.now()`). */
   idleSince = 0;
+  /** When the idle connection must be closed (`Date.now()` scale); Infinity for never. */
+  expiresAt = Infinity;
+  /**
+   * Set by the owner while the connection sits idle, cleared when an exchange takes it.
+   * A watched read that completes while this is set ends the connection.
+   */
+  idle = false;
+  /** The last response's `Keep-Alive: timeout=N` in ms, or -1 when it gave none. */
+  keepAliveTimeoutMs = -1;
+  #owner: ConnectionOwner | null;
   #wbuf: Uint8Array = new Uint8Array(INITIAL_WRITE_BUFFER);
   #closed = false;
+  /** The watched read, until an exchange's {@linkcode fill} takes it over. */
+  #watched: Promise<number> | null = null;
+  /** Why the watched read failed; thrown by the {@linkcode fill} that takes it over. */
+  #watchError: unknown = undefined;
+  /** {@linkcode requests} when the watched read started. */
+  #watchedAt = 0;
 
-  /** Wraps a connected socket. */
-  constructor(conn: Deno.Conn) {
+  /**
+   * Wraps a connected socket.
+   *
+   * @param conn the socket
+   * @param owner told when a watched idle connection ends; none means never watched
+   */
+  constructor(conn: Deno.Conn, owner: ConnectionOwner | null = null) {
     this.conn = conn;
+    this.#owner = owner;
   }
 
   /** Whether {@linkcode close} was called. */
@@ -53,11 +86,87 @@ export class Http1Connection {
   }
 
   /**
-   * Reads more bytes into the read buffer, compacting or growing it first if needed.
-   *
-   * @returns how many bytes arrived; 0 at end of stream
+   * Starts watching the connection between exchanges: one read into the empty buffer,
+   * which the next exchange's {@linkcode fill} takes over. The read buffer must be
+   * empty (`start === end`). Does nothing when a watched read is already pending.
    */
-  async fill(): Promise<number> {
+  watch(): void {
+    if (this.#watched !== null || this.#closed) return;
+    this.start = this.end = 0;
+    this.#watchedAt = this.requests;
+    this.#watched = this.#watchRead();
+  }
+
+  /**
+   * Marks the watched connection idle: a completion of its read now ends it, and the
+   * read no longer keeps the process alive.
+   */
+  park(): void {
+    this.idle = true;
+    this.conn.unref();
+  }
+
+  /** An exchange takes the idle connection: its watched read is the exchange's now. */
+  take(): void {
+    this.idle = false;
+    this.conn.ref();
+  }
+
+  /** Whether a watched read is pending (not yet taken over by an exchange). */
+  get watching(): boolean {
+    return this.#watched !== null;
+  }
+
+  async #watchRead(): Promise<number> {
+    let n: number | null;
+    try {
+      n = await this.conn.read(this.buf);
+    } catch (err) {
+      // Kept for the exchange that takes the read over, and never a rejected promise
+      // left without a handler while the connection is idle.
+      this.#watchError = err;
+      n = -1;
+    }
+    if (this.idle) {
+      // stray bytes, EOF or a reset while idle: the connection is not clean any more
+      this.#watched = null;
+      this.#owner?.idleEnded(this);
+      return 0;
+    }
+    if (this.requests === this.#watchedAt) {
+      // Taken by an exchange that has not written its request yet, so whatever came is
+      // not its response (bytes the upstream had sent before the connection was freed).
+      this.close();
+      this.#watchError ??= new Error("The upstream sent bytes before the request was written");
+      return -1;
+    }
+    if (n === null || n < 0) return n === null ? 0 : -1;
+    this.end += n;
+    return n;
+  }
+
+  /**
+   * Reads more bytes into the read buffer, compacting or growing it first if needed.
+   * The first call after {@linkcode watch} takes over the watched read, whose promise
+   * never rejects: it gives -1 on failure, and {@linkcode takeReadError} the reason.
+   *
+   * @returns how many bytes arrived; 0 at end of stream; -1 when a watched read failed
+   */
+  fill(): Promise<number> {
+    const watched = this.#watched;
+    if (watched === null) return this.#fill();
+    this.#watched = null;
+    return watched;
+  }
+
+  /** Why the watched read failed, after {@linkcode fill} gave -1. */
+  takeReadError(): unknown {
+    const err = this.#watchError;
+    this.#watchError = undefined;
+    return err;
+  }
+
+  async #fill(): Promise<number> {
     if (this.start === this.end) {
       this.start = this.end = 0;
     } else if (this.start > 0 && this.buf.length - this.end < 4096) {
@@ -76,7 +185,7 @@ export class Http1Connection {
       this.buf = bigger;
     }
     const n = await this.conn.read(this.buf.subarray(this.end));
-    if (n === null) return 0;
+    if (n === null || n < 0) return n === null ? 0 : -1;
     this.end += n;
     return n;
   }
@@ -149,6 +258,7 @@ export class Http1Connection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.idle = false;
     try {
       this.conn.close();
     } catch {

@@ -9,7 +9,12 @@
  * @module
  */
 
-import { type UpstreamRequest, UpstreamResetError, type UpstreamResponse } from "./types.ts";
+import {
+  UpstreamProtocolError,
+  type UpstreamRequest,
+  UpstreamResetError,
+  type UpstreamResponse,
+} from "./types.ts";
 import type { ConnectionOwner, Http1Connection } from "./http1_connection.ts";
 import { ChunkedDecoder } from "./http1_chunked.ts";
 import {
@@ -141,7 +146,9 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array>, Trail
             `Upstream ${this.#owner.label} sent a response head longer than ${MAX_HEAD} bytes`,
           );
         }
-        if (await conn.fill() === 0) {
+        const n = await conn.fill();
+        if (n <= 0) {
+          if (n < 0) throw conn.takeReadError();
           throw new UpstreamResetError(
             `Upstream ${this.#owner.label} closed the connection before a full response head`,
           );
@@ -160,7 +167,13 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array>, Trail
       }
       conn.start = headEnd;
       // 100 Continue, 103 Early Hints and other interim responses precede the real one.
-      if (head.status >= 200 || head.status === 101) return head;
+      if (head.status >= 200) return head;
+      if (head.status === 101) {
+        if (this.#request.headers.has("upgrade")) return head;
+        throw new UpstreamProtocolError(
+          `Upstream ${this.#owner.label} sent 101 Switching Protocols to a request without Upgrade`,
+        );
+      }
     }
   }
 
@@ -199,6 +212,7 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array>, Trail
     const conn = this.#conn;
     const status = head.status;
     this.#keepAlive = head.version >= 1 ? !head.connectionClose : head.connectionKeepAlive;
+    conn.keepAliveTimeoutMs = head.keepAliveTimeout >= 0 ? head.keepAliveTimeout * 1000 : -1;
     if (this.#request.method === "HEAD" || status === 204 || status === 304 || status < 200) {
       // 101 switches protocols; this client does not follow, so the connection is spent
       if (status < 200) this.#keepAlive = false;
@@ -212,8 +226,12 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array>, Trail
       } else {
         this.#framing = UNTIL_CLOSE;
       }
-      // RFC 9112 section 6.3: both headers is a smuggling smell; do not reuse
-      if (head.contentLength !== -1) this.#keepAlive = false;
+      // RFC 9112 section 6.3: Transfer-Encoding overrides Content-Length, which must not
+      // reach the client; both headers is a smuggling smell, so do not reuse either
+      if (head.contentLength !== -1) {
+        head.headers.delete("content-length");
+        this.#keepAlive = false;
+      }
     } else if (head.contentLength >= 0) {
       const length = head.contentLength;
       if (length === 0) {
@@ -328,7 +346,9 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array>, Trail
           if (this.#readDirect(controller, await this.#readInto())) return;
           continue;
         }
-        if (await conn.fill() === 0) {
+        const n = await conn.fill();
+        if (n < 0) throw conn.takeReadError();
+        if (n === 0) {
           if (this.#framing === UNTIL_CLOSE) {
             this.#complete(controller);
             return;
@@ -374,13 +394,31 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array>, Trail
       : this.#framing === CHUNKS
       ? this.#chunks!.dataAhead
       : size;
-    if (left < size) size = left;
+    // The last read of a Content-Length body asks for one byte more: a byte that comes
+    // with it was sent past the body's end, and must not be left in the socket for the
+    // next request on this connection to take as its response.
+    let past = false;
+    if (left < size) {
+      size = left;
+      if (this.#framing === LENGTH) {
+        size++;
+        past = true;
+      }
+    }
     let spare = this.#spare;
     if (spare === null || spare.length < size) spare = new Uint8Array(size);
-    const n = await this.#conn.conn.read(size === spare.length ? spare : spare.subarray(0, size));
+    let n = await this.#conn.conn.read(size === spare.length ? spare : spare.subarray(0, size));
     if (n === null) {
       this.#spare = spare;
       return null;
+    }
+    if (past && n === size) {
+      // direct reads happen only with the read buffer empty; the stray byte goes there,
+      // so the connection is not reused
+      const conn = this.#conn;
+      conn.buf[0] = spare[--n];
+      conn.start = 0;
+      conn.end = 1;
     }
     // Hand the buffer over when the read filled most of it; copy out small reads so
     // that a trickling upstream does not pin a large buffer per chunk.

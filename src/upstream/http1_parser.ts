@@ -34,6 +34,8 @@ export class ResponseHead {
   connectionClose = false;
   /** Connection names `keep-alive`. */
   connectionKeepAlive = false;
+  /** The `timeout=N` of a Keep-Alive field, in seconds, or -1 when there is none. */
+  keepAliveTimeout = -1;
 
   /** Whether the last transfer coding is `chunked`. */
   get chunked(): boolean {
@@ -162,10 +164,17 @@ function parseStatusLine(text: string, end: number, head: ResponseHead): void {
   const d1 = text.charCodeAt(10) - 48;
   const d2 = text.charCodeAt(11) - 48;
   if (
-    minor < 0 || minor > 9 || d0 < 1 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9
+    minor < 0 || minor > 9 || d0 < 0 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9
   ) {
     throw new MalformedResponseError(
       `Status line ${JSON.stringify(text.slice(0, Math.min(end, 80)))} has no valid status`,
+    );
+  }
+  if (d0 < 1 || d0 > 5) {
+    // RFC 9110 section 15: status codes are 100 to 599
+    throw new MalformedResponseError(
+      `Status line ${JSON.stringify(text.slice(0, Math.min(end, 80)))} has status ` +
+        `${d0}${d1}${d2}, outside 100-599`,
     );
   }
   head.version = minor;
@@ -197,9 +206,12 @@ function addField(head: ResponseHead, name: string, value: string): void {
           : `${head.transferEncoding}, ${v}`;
       }
       break;
-    case 10:
-      if (name.toLowerCase() === "connection") readConnection(head, value);
+    case 10: {
+      const lower = name.toLowerCase();
+      if (lower === "connection") readConnection(head, value);
+      else if (lower === "keep-alive") readKeepAlive(head, value);
       break;
+    }
   }
 }
 
@@ -224,6 +236,16 @@ function readConnection(head: ResponseHead, value: string): void {
     const t = token.trim().toLowerCase();
     if (t === "close") head.connectionClose = true;
     else if (t === "keep-alive") head.connectionKeepAlive = true;
+  }
+}
+
+function readKeepAlive(head: ResponseHead, value: string): void {
+  // Keep-Alive: timeout=5, max=1000 (RFC 2068 section 19.7.1.1, as servers send it)
+  for (const param of value.split(",")) {
+    const eq = param.indexOf("=");
+    if (eq === -1 || param.slice(0, eq).trim().toLowerCase() !== "timeout") continue;
+    const n = parseDecimal(param.slice(eq + 1).trim());
+    if (n >= 0) head.keepAliveTimeout = n;
   }
 }
 

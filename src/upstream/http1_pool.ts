@@ -4,7 +4,14 @@
  * three times slower as an upstream client).
  *
  * Idle connections are reused last-in first-out, so a few hot sockets carry the load
- * and the rest age out under the idle timeout. One timer per pool sweeps them.
+ * and the rest age out under the idle timeout, or a little before the upstream's own
+ * `Keep-Alive: timeout=N`. One timer per pool sweeps them.
+ *
+ * An idle connection is watched (see {@linkcode Http1Connection.watch}): a byte, an EOF
+ * or a reset while it sits idle drops it, so a stray response is never read as the
+ * next request's, and a connection the upstream closed is not reused. A request whose
+ * reused connection still fails before any response byte (the upstream closed it just
+ * as it was taken) is sent once more on a fresh connection when its body can be resent.
  *
  * @module
  */
@@ -21,6 +28,12 @@ import { type ConnectionOwner, Http1Connection } from "./http1_connection.ts";
 import { Http1Exchange } from "./http1_exchange.ts";
 
 export { Http1Response } from "./http1_response.ts";
+
+/**
+ * An idle connection is closed this long before the upstream's `Keep-Alive: timeout`,
+ * so that the upstream's close does not race the next request.
+ */
+const KEEP_ALIVE_MARGIN_MS = 500;
 
 /**
  * Opens a socket to an upstream. The pool aborts `signal` when the connect timeout
@@ -91,6 +104,8 @@ export class Http1Pool implements ConnectionPool {
   #maxConnections: number;
   #pending: Waiter[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** When {@linkcode #timer} fires (`Date.now()` scale). */
+  #timerAt = Infinity;
   #closed = false;
 
   /**
@@ -118,6 +133,7 @@ export class Http1Pool implements ConnectionPool {
       label,
       release: (conn) => this.#release(conn),
       discard: (conn) => this.#discard(conn),
+      idleEnded: (conn) => this.#idleEnded(conn),
     };
   }
 
@@ -140,7 +156,9 @@ export class Http1Pool implements ConnectionPool {
       throw new UpstreamConnectError(`The pool for upstream ${this.#owner.label} is closed`);
     }
     request.signal?.throwIfAborted();
-    const conn = this.#idle.pop() ?? await this.#acquire(request.signal);
+    let conn = this.#idle.pop();
+    if (conn !== undefined) conn.take();
+    else conn = await this.#acquire(request.signal);
     const exchange = new Http1Exchange(this.#owner, conn, request);
     try {
       return await exchange.run();
@@ -160,6 +178,7 @@ export class Http1Pool implements ConnectionPool {
     this.#closed = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#timerAt = Infinity;
     for (const conn of this.#all) conn.close();
     this.#all.clear();
     this.#idle.length = 0;
@@ -210,7 +229,7 @@ export class Http1Pool implements ConnectionPool {
       this.#slots--;
       throw new UpstreamConnectError(`The pool for upstream ${this.#owner.label} was closed`);
     }
-    const conn = new Http1Connection(socket);
+    const conn = new Http1Connection(socket, this.#owner);
     this.#all.add(conn);
     return conn;
   }
@@ -254,46 +273,74 @@ export class Http1Pool implements ConnectionPool {
 
   #release(conn: Http1Connection): void {
     const max = this.#options.maxRequestPerConn;
-    if (this.#closed || conn.closed || (max > 0 && conn.requests >= max)) {
+    // Keep-Alive: timeout=N from the last response; 0 (or too short to use) means none
+    const keepAlive = conn.keepAliveTimeoutMs;
+    const ttl = keepAlive >= 0 ? keepAlive - KEEP_ALIVE_MARGIN_MS : Infinity;
+    if (this.#closed || conn.closed || (max > 0 && conn.requests >= max) || ttl <= 0) {
       this.#discard(conn);
       return;
     }
-    conn.start = conn.end = 0;
+    // the read that watches the connection, and that the next exchange takes over
+    conn.watch();
     while (this.#pending.length > 0) {
       if (this.#pending.shift()!.give(conn)) return;
     }
-    conn.idleSince = Date.now();
+    const now = Date.now();
+    const idleTimeout = this.#options.idleTimeoutMs;
+    const expiresAt = now + (idleTimeout > 0 && idleTimeout < ttl ? idleTimeout : ttl);
+    conn.idleSince = now;
+    conn.expiresAt = expiresAt;
+    conn.park();
     this.#idle.push(conn);
-    if (this.#timer === undefined && this.#options.idleTimeoutMs > 0) {
-      this.#schedule(this.#options.idleTimeoutMs);
-    }
+    if (expiresAt < this.#timerAt) this.#schedule(expiresAt, now);
   }
 
   #discard(conn: Http1Connection): void {
     conn.close();
     if (!this.#all.delete(conn)) return;
-    // only busy connections and ones the sweep already took off the idle list get here
+    // only busy connections and ones already taken off the idle list get here
     this.#slots--;
     this.#dispatch();
   }
 
-  #schedule(ms: number): void {
-    this.#timer = setTimeout(this.#sweep, ms);
+  /** An idle connection's watched read completed: stray bytes, EOF or a reset. */
+  #idleEnded(conn: Http1Connection): void {
+    const i = this.#idle.lastIndexOf(conn);
+    if (i !== -1) this.#idle.splice(i, 1);
+    this.#discard(conn);
+  }
+
+  /** Sets the sweep timer to fire at `at` (never later than a timer already set). */
+  #schedule(at: number, now: number): void {
+    if (at === Infinity) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(this.#sweep, Math.max(1, at - now));
     // idle connections must not keep the process alive
     Deno.unrefTimer(this.#timer);
   }
 
-  /** Closes connections idle for longer than the idle timeout, oldest first. */
+  /** Closes idle connections past their expiry; the rest stay in order. */
   #sweep = (): void => {
     this.#timer = undefined;
-    const timeout = this.#options.idleTimeoutMs;
+    this.#timerAt = Infinity;
     const now = Date.now();
     const idle = this.#idle;
-    let expired = 0;
-    while (expired < idle.length && now - idle[expired].idleSince >= timeout) expired++;
-    const gone = idle.splice(0, expired);
-    for (const conn of gone) this.#discard(conn);
-    if (idle.length > 0) this.#schedule(Math.max(1, idle[0].idleSince + timeout - now));
+    let kept = 0;
+    let next = Infinity;
+    let gone: Http1Connection[] | undefined;
+    for (let i = 0; i < idle.length; i++) {
+      const conn = idle[i];
+      if (conn.expiresAt <= now) {
+        (gone ??= []).push(conn);
+      } else {
+        idle[kept++] = conn;
+        if (conn.expiresAt < next) next = conn.expiresAt;
+      }
+    }
+    idle.length = kept;
+    if (gone !== undefined) { for (const conn of gone) this.#discard(conn); }
+    if (next < this.#timerAt) this.#schedule(next, now);
   };
 }
 

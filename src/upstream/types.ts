@@ -91,3 +91,16 @@ export class UpstreamResetError extends Error {
     this.name = "UpstreamResetError";
   }
 }
+
+/**
+ * The upstream answered against HTTP/1.1's rules in a way that is not a malformed head,
+ * such as `101 Switching Protocols` to a request that asked for no upgrade. A kind of
+ * {@linkcode UpstreamResetError}, so callers answer it the same way (502).
+ */
+export class UpstreamProtocolError extends UpstreamResetError {
+  /** Makes the error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "UpstreamProtocolError";
+  }
+}
