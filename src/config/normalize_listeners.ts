@@ -267,13 +267,13 @@ function normalizeStreamFilter(
     name: raw.name ?? type,
     config,
     failureMode: failureModeOf(raw, path, ctx),
+    overrides: [],
     position: ctx.source.position(path),
   };
   if (type === "plugin") checkPluginRef(config, path, refs, ctx);
   if (type === "module") {
     if (raw.module === undefined) {
       throw ctx.source.error(
-    overrides: [],
         [...path, "module"],
         "missing; type: module needs the module's URL or path (./filter.ts, file:, http:, https:)",
       );

@@ -139,7 +139,27 @@ export interface StreamFilterConfig {
   integrity?: string;
   /** For `type: module`: run in a Worker or a child process with these permissions. */
   sandbox?: SandboxConfig;
+  /**
+   * The `per_filter_config` entries naming this filter in the routes and virtual hosts of
+   * the listener's router, each to be parsed once at load.
+   */
+  overrides?: FilterOverrideConfig[];
+  /**
+   * Set when the registered filter's `parseConfig` already parsed `config` while loading
+   * (`value` is what it returned); absent for modules, which are parsed when built.
+   */
+  parsedConfig?: { value: unknown };
   /** Where in the file the entry is. */
+  position: SourcePosition;
+}
+
+/** A `per_filter_config` entry for one stream filter. */
+export interface FilterOverrideConfig {
+  /** The entry's value, as in the route's or virtual host's `perFilterConfig`. */
+  config: unknown;
+  /** What the filter's `parseConfig` returned for it, when parsed while loading. */
+  parsed?: { value: unknown };
+  /** Where the entry is. */
   position: SourcePosition;
 }
 
@@ -151,30 +171,10 @@ export interface SandboxConfig {
   permissions: Record<string, unknown>;
   /** Per-call timeout; default 1000. */
   timeoutMs: number;
-  /**
-   * The `per_filter_config` entries naming this filter in the routes and virtual hosts of
-   * the listener's router, each to be parsed once at load.
-   */
-  overrides?: FilterOverrideConfig[];
-  /**
-   * Set when the registered filter's `parseConfig` already parsed `config` while loading
-   * (`value` is what it returned); absent for modules, which are parsed when built.
-   */
-  parsedConfig?: { value: unknown };
 }
 
 /** An access log. */
 export interface AccessLogConfig {
-/** A `per_filter_config` entry for one stream filter. */
-export interface FilterOverrideConfig {
-  /** The entry's value, as in the route's or virtual host's `perFilterConfig`. */
-  config: unknown;
-  /** What the filter's `parseConfig` returned for it, when parsed while loading. */
-  parsed?: { value: unknown };
-  /** Where the entry is. */
-  position: SourcePosition;
-}
-
   /** `stdout`, `stderr` or a file path. */
   path: string;
   /** MOSN variable format, e.g. `%start_time% %response_code%`. */
