@@ -272,10 +272,7 @@ export class WorkerPool {
           SHUTDOWN_ID,
           drainTimeoutMs + 5000,
         ).catch((error) => {
-          this.#log.warn("Worker {worker} did not drain: {error}", {
-            worker: slot.name,
-            error: error.message,
-          });
+          this.#log.warn(escape(`Worker ${slot.name} did not drain: ${error.message}`));
         });
       }
       slot.worker?.terminate();
@@ -375,9 +372,10 @@ export class WorkerPool {
     if (!wasRunning) return;
     if (Date.now() - slot.startedAt >= this.#restartResetMs) slot.delayMs = this.#restartInitialMs;
     this.#log.error(
-      "Worker {worker} died: {reason}; the others keep serving, a new {worker} " +
-        "starts in {ms} ms",
-      { worker: slot.name, reason, ms: slot.delayMs },
+      escape(
+        `Worker ${slot.name} died: ${reason}; the others keep serving, a new ` +
+          `${slot.name} starts in ${slot.delayMs} ms`,
+      ),
     );
     this.#scheduleRestart(slot);
   }
@@ -393,16 +391,12 @@ export class WorkerPool {
         try {
           await this.#spawn(slot);
           slot.restarts++;
-          this.#log.info("Worker {worker} is back (restart {restarts})", {
-            worker: slot.name,
-            restarts: slot.restarts,
-          });
+          this.#log.info(`Worker ${slot.name} is back (restart ${slot.restarts})`);
         } catch (error) {
           if (this.#stopping) return;
-          this.#log.error("{error}; trying again in {ms} ms", {
-            error: (error as Error).message,
-            ms: slot.delayMs,
-          });
+          this.#log.error(
+            escape(`${(error as Error).message}; trying again in ${slot.delayMs} ms`),
+          );
           this.#scheduleRestart(slot);
         }
       }).catch(() => {});
@@ -446,4 +440,9 @@ export class WorkerPool {
     this.#queue = next.catch(() => {});
     return next;
   }
+}
+
+/** LogTape reads `{name}` as a placeholder; these messages are plain text. */
+function escape(text: string): string {
+  return text.replaceAll("{", "{{").replaceAll("}", "}}");
 }
