@@ -111,7 +111,10 @@ export class SourceDocument {
     if (first !== undefined) {
       throw new ConfigError(
         { file, line: this.#lineAt(first.pos[0]), path: "" },
-        `invalid YAML: ${first.message}`,
+        `invalid YAML: ${first.message}` +
+          (/Alias/.test(first.message)
+            ? ` (a value starting with * is a YAML alias: quote a wildcard domain, "*" or "*.example.com")`
+            : ""),
       );
     }
     for (const warning of this.#doc.warnings) {

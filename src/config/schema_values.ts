@@ -13,6 +13,7 @@ import {
   describeValue,
   durationProblem,
   formatHostPort,
+  hostPortProblem,
   parseDuration,
   parseHostPort,
 } from "./values.ts";
@@ -47,10 +48,14 @@ export function hostPort(allowPortZero: boolean): z.ZodType<ParsedAddress, unkno
     const parsed = typeof value === "string" ? parseHostPort(value) : undefined;
     if (parsed === undefined || (!allowPortZero && parsed.port === 0)) {
       const hint = parsed === undefined ? "" : " with a port from 1 to 65535";
+      const why = parsed === undefined && typeof value === "string"
+        ? hostPortProblem(value)
+        : undefined;
       ctx.issues.push({
         code: "custom",
         input: value,
-        message: `expected host:port${hint}, got ${describeValue(value)}`,
+        message: `expected host:port${hint}, got ${describeValue(value)}` +
+          (why === undefined ? "" : `: ${why}`),
       });
       return z.NEVER;
     }

@@ -115,11 +115,36 @@ export function parseHostPort(text: string): HostPort | undefined {
     portText = text.slice(colon + 1);
     // A bare IPv6 address with a port is ambiguous ("::1:80"): brackets are required.
     if (!HOST_NAME.test(hostname)) return undefined;
+    // All digits and dots: an IPv4 address, whose four parts are 0 to 255.
+    if (/^[\d.]+$/.test(hostname) && !isIpv4(hostname)) return undefined;
   }
   if (!/^\d{1,5}$/.test(portText)) return undefined;
   const port = Number(portText);
   if (port > 65535) return undefined;
   return { hostname, port };
+}
+
+function isIpv4(text: string): boolean {
+  const parts = text.split(".");
+  return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255);
+}
+
+/**
+ * Why `text` is not a `host:port`, when a reason can be told.
+ *
+ * @param text The address from the config.
+ * @returns E.g. `"127.0.0.300" is not an IPv4 address (each part is 0 to 255)`.
+ */
+export function hostPortProblem(text: string): string | undefined {
+  const colon = text.lastIndexOf(":");
+  if (colon < 0) return undefined;
+  const host = text.slice(0, colon);
+  const port = text.slice(colon + 1);
+  if (/^\d+$/.test(port) && Number(port) > 65535) return `port ${port} is above 65535`;
+  if (/^[\d.]+$/.test(host) && !isIpv4(host)) {
+    return `${JSON.stringify(host)} is not an IPv4 address (four parts, each 0 to 255)`;
+  }
+  return undefined;
 }
 
 /**

@@ -104,7 +104,7 @@ export class Router {
       Object.keys(vh.perFilterConfig).length > 0 ||
       vh.routes.some((r) => Object.keys(r.perFilterConfig).length > 0)
     );
-    const owners = new Map<string, string>();
+    const owners = new Map<string, { name: string; index: number }>();
     const lengths = new Set<number>();
     config.virtualHosts.forEach((virtualHost, hostIndex) => {
       const where = `router "${config.name}": virtual_hosts[${hostIndex}]`;
@@ -112,12 +112,15 @@ export class Router {
       for (const domain of virtualHost.domains) {
         const key = normalizeDomain(domain, `${where}.domains`);
         const owner = owners.get(key);
+        // `127.0.0.1` and `127.0.0.1:2046` in one virtual host (as Envoy and MOSN configs
+        // often list them) are one key here: a duplicate only across virtual hosts.
+        if (owner !== undefined && owner.index === hostIndex) continue;
         if (owner !== undefined) {
           throw new RouterConfigError(
-            `${where}.domains: domain "${domain}" is already used by virtual host "${owner}"`,
+            `${where}.domains: domain "${domain}" is already used by virtual host "${owner.name}"`,
           );
         }
-        owners.set(key, virtualHost.name);
+        owners.set(key, { name: virtualHost.name, index: hostIndex });
         if (key === "*") {
           this.#fallback = table;
         } else if (key.startsWith("*")) {

@@ -122,6 +122,7 @@ plugins:
     name: "demo",
     config: {},
     failureMode: "closed",
+    overrides: [],
     position: undefined,
   });
   assert.equal(module.module, "file:///srv/mosaic/f.ts");

@@ -156,3 +156,28 @@ Deno.test("parsed configs ride along in the loaded config for the filters to use
   assert.deepEqual(filter.overrides![0].parsed?.value, [["user", "root"]]);
   void BASE;
 });
+
+Deno.test("an unquoted * domain gets the hint to quote it", () => {
+  const text = withReplaced('domains: ["*"]', "domains: [*]");
+  assertConfigError(text, {
+    line: lineOf(text, "domains: [*]"),
+    path: "",
+    problem: /Alias cannot be an empty string \(a value starting with \* is a YAML alias: quote/,
+  }, OPTIONS);
+});
+
+Deno.test("a host address that is no IPv4 address, or a port above 65535, says why", () => {
+  let text = withReplaced("address: 127.0.0.1:8080", "address: 127.0.0.300:8080");
+  assertConfigError(text, {
+    line: lineOf(text, "127.0.0.300"),
+    path: "cluster_manager.clusters[0].hosts[0].address",
+    problem:
+      /got "127.0.0.300:8080": "127.0.0.300" is not an IPv4 address \(four parts, each 0 to 255\)/,
+  }, OPTIONS);
+  text = withReplaced("address: 127.0.0.1:2046", "address: 127.0.0.1:70000");
+  assertConfigError(text, {
+    line: lineOf(text, "70000"),
+    path: `${LISTENER}.address`,
+    problem: /got "127.0.0.1:70000": port 70000 is above 65535/,
+  }, OPTIONS);
+});
