@@ -13,6 +13,7 @@ import { createStreamFilterFactory as fault } from "./filters/fault/mod.ts";
 import { createStreamFilterFactory as ipAccess } from "./filters/ip_access/mod.ts";
 import { createStreamFilterFactory as payloadLimit } from "./filters/payload_limit/mod.ts";
 import { createStreamFilterFactory as plugin } from "./filters/plugin/mod.ts";
+import { createStreamFilterFactory as proxywasm } from "./filters/proxywasm/mod.ts";
 
 /** Built-in stream filters by the `type` name they are configured with. */
 export const BUILTIN_STREAM_FILTERS: ReadonlyArray<readonly [string, CreateStreamFilterFactory]> = [
@@ -21,6 +22,7 @@ export const BUILTIN_STREAM_FILTERS: ReadonlyArray<readonly [string, CreateStrea
   ["ip_access", ipAccess],
   ["payload_limit", payloadLimit],
   ["plugin", plugin],
+  ["proxywasm", proxywasm],
 ];
 
 /** Built-in certificate providers by the `tls_context.type` name that chooses them. */
