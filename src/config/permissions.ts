@@ -232,7 +232,9 @@ export function narrowestPermissionFlags(
   const workers = (options.workers ?? 1) > 1;
   // A Worker's module graph is read under the process's permissions: its own folder.
   const home = new URL("../..", import.meta.url);
-  if (workers && home.protocol === "file:") grants.add("read", fileURLToPath(home));
+  if (workers && home.protocol === "file:") {
+    grants.add("read", fileURLToPath(home).replace(/\/$/, ""));
+  }
   const flags = grants.flags();
   if (workers && !options.unstableNet) flags.push("--unstable-net");
   return flags;
