@@ -112,11 +112,6 @@ export class Http1Connection {
     this.conn.ref();
   }
 
-  /** Whether a watched read is pending (not yet taken over by an exchange). */
-  get watching(): boolean {
-    return this.#watched !== null;
-  }
-
   async #watchRead(): Promise<number> {
     let n: number | null;
     try {
