@@ -272,6 +272,8 @@ export class Runtime {
         running.config = config;
         if (running.listener instanceof PlainHttpListener) {
           running.listener.server.setTimeouts(timeoutsOf(config));
+        } else if (running.listener instanceof TlsHttpListener) {
+          running.listener.setTimeouts(timeoutsOf(config));
         }
         if (tls !== undefined && running.listener instanceof TlsHttpListener) {
           await updateTlsListener(running.listener, tls, drainTimeoutMs);

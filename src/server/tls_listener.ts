@@ -31,6 +31,7 @@ import type { BoundCertificateProvider } from "../tls/material.ts";
 import { MaterialRefresher } from "../tls/refresh.ts";
 import { checkServerTlsSupported } from "../tls/server.ts";
 import { HttpListener } from "./http_listener.ts";
+import { Http1Server, type Http1Timeouts } from "./http1/server.ts";
 import { canReusePort, type TlsServeMode } from "./tls_mode.ts";
 
 /** Options of {@linkcode TlsHttpListener.start}. */
@@ -45,6 +46,11 @@ export interface TlsHttpListenerOptions {
   mode: TlsServeMode;
   /** Share the port with other workers (direct: needs `--unstable-net`). */
   reusePort?: boolean;
+  /**
+   * The HTTP/1.1 server's timeouts. The bridge serves HTTP/1.1 with Mosaic's own server,
+   * which has them; `direct` (Deno.serve) has none.
+   */
+  timeouts?: Http1Timeouts;
 }
 
 /** A running HTTPS listener, with the surface of {@linkcode HttpListener}. */
@@ -58,6 +64,8 @@ export class TlsHttpListener {
   #bridge: TlsBridgeServer | undefined;
   #addr: Deno.NetAddr;
   #bridgeInFlight = 0;
+  /** Serves the bridge's HTTP/1.1 connections. */
+  #http1: Http1Server | undefined;
   /** Direct servers replaced by a rotation and still draining. */
   #draining = new Set<Promise<void>>();
   #rotating: Promise<void> = Promise.resolve();
@@ -100,7 +108,17 @@ export class TlsHttpListener {
     // The bridge's handler reads the listener's context at request time, so a reload that
     // swaps it takes effect for new requests; `holder` is filled in right below.
     const holder: { listener?: TlsHttpListener } = {};
+    const http1 = new Http1Server({
+      get context() {
+        return holder.listener?.context ?? context;
+      },
+    }, {
+      ...(options.timeouts ??
+        { headerTimeoutMs: 60_000, idleTimeoutMs: 75_000, bodyTimeoutMs: 60_000 }),
+      protocol: "Http1",
+    });
     const bridge = await serveTlsBridge({
+      http1: (conn, remoteAddr) => http1.serve(conn, remoteAddr),
       hostname: options.hostname,
       port: options.port,
       tls: options.tls,
@@ -116,6 +134,7 @@ export class TlsHttpListener {
       },
     }, (request, info) => holder.listener!.#serveBridged(request, info));
     holder.listener = new TlsHttpListener(options, context, undefined, bridge);
+    holder.listener.#http1 = http1;
     return holder.listener;
   }
 
@@ -132,6 +151,11 @@ export class TlsHttpListener {
   /** The bound address (useful with port 0). */
   get addr(): Deno.NetAddr {
     return this.#addr;
+  }
+
+  /** Changes the HTTP/1.1 server's timeouts (a reload); the direct path has none. */
+  setTimeouts(timeouts: Http1Timeouts): void {
+    this.#http1?.setTimeouts(timeouts);
   }
 
   /** Requests being handled now (on the current socket). */
@@ -245,8 +269,19 @@ export class TlsHttpListener {
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, drainTimeoutMs);
     });
-    await Promise.race([this.#bridge!.shutdown(), timeout]);
+    // The HTTP/1.1 connections drain on their own (Connection: close, idle ones at once,
+    // the rest cut at the timeout); the bridge stops accepting and ends the h2 ones.
+    const [cut] = await Promise.all([
+      this.#http1?.drain(drainTimeoutMs) ?? 0,
+      Promise.race([this.#bridge!.shutdown(), timeout]),
+    ]);
     clearTimeout(timer);
+    if (cut > 0) {
+      this.#context.logger.warn(
+        "Listener {listener}: drain timeout of {ms} ms passed; cut {cut} request(s) in flight",
+        { listener: this.#context.name, ms: drainTimeoutMs, cut },
+      );
+    }
   }
 
   #serveBridged(

@@ -172,6 +172,11 @@ export async function startTlsListener(
     material: tls.material,
     mode: tls.choice.mode,
     reusePort: options.reusePort,
+    timeouts: {
+      headerTimeoutMs: listener.headerReadTimeoutMs,
+      idleTimeoutMs: listener.idleTimeoutMs,
+      bodyTimeoutMs: listener.bodyReadTimeoutMs,
+    },
   }, context);
   running.drainTimeoutMs = drainTimeoutMs;
   running.refreshFrom(tls.provider);

@@ -21,6 +21,7 @@ import { createServer, type TLSSocket } from "node:tls";
 import type { TlsContextConfig } from "../config/types.ts";
 import type { TlsMaterial } from "../filter/api.ts";
 import { ConfigError } from "../config/errors.ts";
+import { NodeTlsConn } from "./node_conn.ts";
 import { checkAlpn } from "./server.ts";
 import { checkTlsVersions } from "./versions.ts";
 
@@ -84,6 +85,12 @@ export interface TlsBridgeOptions {
   onListen?: (addr: Deno.NetAddr) => void;
   /** Called once per failed handshake. */
   onTlsError?: (failure: TlsClientFailure) => void;
+  /**
+   * Takes the connections that did not choose h2 by ALPN (http/1.1, or no ALPN), for
+   * Mosaic's own HTTP/1.1 server (timeouts, strict framing); absent: they go to the
+   * inner `Deno.serve` like h2.
+   */
+  http1?: (conn: NodeTlsConn, remoteAddr: Deno.NetAddr) => void;
   /** Close a connection whose handshake takes longer. @default {10000} */
   handshakeTimeoutMs?: number;
 }
@@ -179,6 +186,12 @@ export async function serveTlsBridge(
   function bridge(socket: TLSSocket): void {
     socket.setNoDelay(true);
     sockets.add(socket);
+    if (options.http1 !== undefined && socket.alpnProtocol !== "h2") {
+      socket.once("close", () => sockets.delete(socket));
+      socket.on("error", () => {});
+      options.http1(new NodeTlsConn(socket), addrOf(socket));
+      return;
+    }
     const upstream = netConnect({ host: "127.0.0.1", port: innerPort });
     upstream.setNoDelay(true);
     sockets.add(upstream);
