@@ -24,7 +24,7 @@ import type { StreamFilterConfig } from "../config/types.ts";
 import type { CreateStreamFilterFactory, StreamFilterFactory } from "../filter/api.ts";
 import { describeImportFailure } from "./errors.ts";
 import { digestModule } from "./integrity.ts";
-import { ModuleSourceError, readModuleSource } from "./source.ts";
+import { contentTypeProblem, ModuleSourceError, readModuleSource } from "./source.ts";
 import { versionedModuleUrl } from "./versioned_url.ts";
 import { SANDBOX_START_TIMEOUT_MS, SandboxedFilterFactory } from "./sandbox/factory.ts";
 import { workerPermissions } from "./sandbox/permissions.ts";
@@ -71,11 +71,24 @@ export async function loadFilterModule(
   try {
     namespace = await import(importUrl);
   } catch (error) {
-    throw loadError(subject, describeImportFailure(error, subject.url), error);
+    throw loadError(subject, await importFailure(error, subject.url), error);
   }
   checkExport(subject, Object.keys(namespace), typeof namespace[subject.exportName]);
   return guardFactory(subject, namespace[subject.exportName] as CreateStreamFilterFactory);
 }
+
+/**
+ * Why the import failed. A syntax error in a remote TypeScript module, or Deno's "Unknown
+ * module" (how a Worker's import words it), is explained by the content type its server
+ * sent when that is the cause.
+ */
+async function importFailure(error: unknown, url: string): Promise<string> {
+  const reason = describeImportFailure(error, url);
+  if (!reason.startsWith("syntax error: ") && !UNKNOWN_MODULE.test(reason)) return reason;
+  return (await contentTypeProblem(url, reason)) ?? reason;
+}
+
+const UNKNOWN_MODULE = /but identified an? Unknown module/;
 
 /** The URL to import: versioned by content when the loader read the bytes. */
 async function resolveImportUrl(subject: Subject, integrity: string | undefined): Promise<string> {
@@ -176,7 +189,7 @@ async function loadSandboxed(
   } catch (error) {
     worker.terminate(error instanceof Error ? error : new Error(String(error)));
     const message = error instanceof Error ? error.message : String(error);
-    throw loadError(subject, describeImportFailure(message, subject.url), error);
+    throw loadError(subject, await importFailure(message, subject.url), error);
   }
   try {
     checkExport(subject, loaded.exports, loaded.kind);
