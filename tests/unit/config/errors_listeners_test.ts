@@ -262,17 +262,46 @@ Deno.test("messages use the file name as the caller gave it", () => {
   assert.equal(error.problem, 'expected host:port, got "nope"');
 });
 
-Deno.test("header_read_timeout on a TLS listener is refused, not ignored", () => {
+Deno.test("the HTTP server's timeouts on a tcp_proxy listener are refused, not ignored", () => {
   const text = withReplaced(
-    "        address: 127.0.0.1:2046\n",
-    "        address: 127.0.0.1:2046\n        header_read_timeout: 10s\n",
+    "- type: proxy\n                config: { router_config_name: server_router }\n        stream_filters:\n          - type: demo\n            config: { User: admin }",
+    "- type: tcp_proxy\n                config: { cluster: serverCluster }",
   ).replace(
-    "          - filters:",
-    "          - tls_context: { status: true, cert_chain: c.pem, private_key: k.pem }\n            filters:",
+    "        address: 127.0.0.1:2046\n",
+    "        address: 127.0.0.1:2046\n        connection_idle_timeout: 10s\n",
   );
   assertConfigError(text, {
-    line: lineOf(text, "header_read_timeout"),
-    path: `${LISTENER}.header_read_timeout`,
-    problem: /not supported on TLS listeners yet/,
+    line: lineOf(text, "connection_idle_timeout"),
+    path: `${LISTENER}.connection_idle_timeout`,
+    problem: /needs the proxy network filter; tcp_proxy has idle_timeout in its config/,
   });
+});
+
+Deno.test("the HTTP server's timeouts default to nginx's; a set value and 0 (off) are read", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const plain = `${dir}/plain.yaml`;
+    await Deno.writeTextFile(
+      plain,
+      withReplaced("address: 127.0.0.1:2046", "address: 127.0.0.1:2046"),
+    );
+    const listener = (await loadConfig(plain)).config.listeners[0];
+    assert.deepEqual(
+      [listener.headerReadTimeoutMs, listener.idleTimeoutMs, listener.bodyReadTimeoutMs],
+      [60_000, 75_000, 60_000],
+    );
+    const tls = `${dir}/tls.yaml`;
+    await Deno.writeTextFile(
+      tls,
+      withReplaced(
+        "        address: 127.0.0.1:2046\n",
+        "        address: 127.0.0.1:2046\n        header_read_timeout: 10s\n        body_read_timeout: 0s\n",
+      ),
+    );
+    const tlsListener = (await loadConfig(tls)).config.listeners[0];
+    assert.equal(tlsListener.headerReadTimeoutMs, 10_000);
+    assert.equal(tlsListener.bodyReadTimeoutMs, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
