@@ -132,9 +132,17 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
  * ```
  */
 export async function loadConfig(file: string, options: LoadOptions = {}): Promise<LoadedConfig> {
-  let text: string;
+  return parseConfig(await readConfigText(file), file, options);
+}
+
+/**
+ * Reads a config file's text, with an error that names the file and says what to do.
+ *
+ * @throws {ConfigError} when the file is missing, a directory, or not readable
+ */
+export async function readConfigText(file: string): Promise<string> {
   try {
-    text = await Deno.readTextFile(file);
+    return await Deno.readTextFile(file);
   } catch (cause) {
     const problem = cause instanceof Deno.errors.NotFound
       ? "config file not found"
@@ -145,5 +153,4 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
       : `cannot read the config file: ${(cause as Error).message}`;
     throw new ConfigError({ file, line: 0, path: "" }, problem, { cause });
   }
-  return parseConfig(text, file, options);
 }

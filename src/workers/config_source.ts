@@ -6,8 +6,12 @@
  * @module
  */
 
-import { ConfigError } from "../config/errors.ts";
-import { type LoadedConfig, type LoadOptions, parseConfig } from "../config/load.ts";
+import {
+  type LoadedConfig,
+  type LoadOptions,
+  parseConfig,
+  readConfigText,
+} from "../config/load.ts";
 
 /** A loaded config, its warnings, and the text it was parsed from. */
 export interface ConfigSource extends LoadedConfig {
@@ -27,16 +31,6 @@ export async function readConfigSource(
   file: string,
   options: LoadOptions = {},
 ): Promise<ConfigSource> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(file);
-  } catch (cause) {
-    const problem = cause instanceof Deno.errors.NotFound
-      ? "config file not found"
-      : cause instanceof Deno.errors.IsADirectory
-      ? "expected a config file, got a directory"
-      : `cannot read the config file: ${(cause as Error).message}`;
-    throw new ConfigError({ file, line: 0, path: "" }, problem, { cause });
-  }
+  const text = await readConfigText(file);
   return { ...parseConfig(text, file, options), text };
 }

@@ -70,7 +70,7 @@ Deno.test("an upstream certificate from an unknown CA gives 502 and a log line t
     assert.equal(status, 502);
     await proxy.waitForOutput(
       new RegExp(
-        `Upstream "${upstream.address}" failed: .*TLS handshake with ${upstream.address} ` +
+        `upstream ${upstream.address} failed \\(UF, cluster "up"\\): TLS handshake with ${upstream.address} ` +
           "failed: the certificate is not signed by a trusted CA",
       ),
     );
@@ -119,7 +119,9 @@ Deno.test("a client certificate does mTLS to an upstream that requires one; none
     // Under TLS 1.3 the upstream refuses the missing certificate after the client's side
     // of the handshake is done, so the proxy sees it as a reset on its first read.
     await without.waitForOutput(
-      new RegExp(`Upstream "${upstream.address}" failed: .*reset the connection`),
+      new RegExp(
+        `upstream ${upstream.address} failed \\(UR, cluster "up"\\): .*reset the connection`,
+      ),
     );
     await eventually(() => upstream.seen.refused === 1, "the upstream's refusal");
     assert.deepEqual(upstream.seen.clients, ["mosaic-client"]);
