@@ -11,6 +11,7 @@ import { createCertificateProvider as pluginProvider } from "./cert_providers/pl
 import { createStreamFilterFactory as demo } from "./filters/demo/mod.ts";
 import { createStreamFilterFactory as fault } from "./filters/fault/mod.ts";
 import { createStreamFilterFactory as ipAccess } from "./filters/ip_access/mod.ts";
+import { createStreamFilterFactory as lua } from "./filters/lua/mod.ts";
 import { createStreamFilterFactory as payloadLimit } from "./filters/payload_limit/mod.ts";
 import { createStreamFilterFactory as plugin } from "./filters/plugin/mod.ts";
 import { createStreamFilterFactory as proxywasm } from "./filters/proxywasm/mod.ts";
@@ -20,6 +21,7 @@ export const BUILTIN_STREAM_FILTERS: ReadonlyArray<readonly [string, CreateStrea
   ["demo", demo],
   ["fault", fault],
   ["ip_access", ipAccess],
+  ["lua", lua],
   ["payload_limit", payloadLimit],
   ["plugin", plugin],
   ["proxywasm", proxywasm],
