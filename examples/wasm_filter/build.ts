@@ -50,12 +50,14 @@ async function newer(source: URL, output: URL): Promise<boolean> {
 export async function buildAssemblyScript(source: URL, output: URL): Promise<string> {
   if (!await newer(source, output)) return output.pathname;
   await Deno.mkdir(new URL("./", output), { recursive: true });
+  // Written aside and renamed: test files that build the same guest may run at once.
+  const partial = `${output.pathname}.${Deno.pid}.partial`;
   const { error, stderr } = await asc.main([
     "--baseDir",
     ROOT.pathname,
     source.pathname.slice(ROOT.pathname.length),
     "--outFile",
-    output.pathname,
+    partial,
     "--optimize",
     "--runtime",
     "incremental",
@@ -67,6 +69,7 @@ export async function buildAssemblyScript(source: URL, output: URL): Promise<str
     "_initialize",
   ]);
   if (error) throw new Error(`Cannot build ${source.pathname}: ${error.message}\n${stderr}`);
+  await Deno.rename(partial, output);
   return output.pathname;
 }
 
