@@ -39,6 +39,7 @@ import type {
   CreateStreamFilterFactory,
   FactoryContext,
   FilterChain,
+  FilterConfigContext,
   ReceiverFilter,
   RequestStream,
   ResponseStream,
@@ -65,34 +66,50 @@ interface Script {
   readonly metadata: Readonly<Record<string, unknown>>;
 }
 
-/** Creates the lua filter's factory: one Lua state, every script compiled up front. */
-export const createStreamFilterFactory: CreateStreamFilterFactory = async (config, ctx) => {
-  const own = filterConfigOf(config, ctx);
-  const vm = await LuaVm.create({
-    instructionBudget: own.instructionBudget,
-    memoryLimit: own.memoryLimit,
-    dispatch: hostDispatch(ctx.logger),
-  });
-  try {
-    return buildFactory(vm, own, ctx);
-  } catch (error) {
-    vm.close();
-    throw error;
-  }
-};
-createStreamFilterFactory.parseConfig = parseLuaConfig;
-
-function filterConfigOf(config: unknown, ctx: FactoryContext): LuaFilterConfig {
-  if (isParsedLuaConfig(config) && config.kind === "filter") return config;
-  const parsed = parseLuaConfig(config, {
-    source: "config",
-    configFile: ctx.configFile,
-    name: ctx.name,
-  });
-  return parsed as LuaFilterConfig;
+/**
+ * Makes a lua filter creator whose configs go through `parse` (by default
+ * {@linkcode parseLuaConfig}); an embedder can map its own config shape onto Envoy's.
+ *
+ * @param parse Parses the filter's config and its `per_filter_config` entries.
+ * @returns A creator with `parse` as its `parseConfig`.
+ */
+export function createLuaFilterFactory(
+  parse: (config: unknown, context: FilterConfigContext) => unknown = parseLuaConfig,
+): CreateStreamFilterFactory {
+  const create: CreateStreamFilterFactory = async (config, ctx) => {
+    const context = (source: FilterConfigContext["source"]) => ({
+      source,
+      configFile: ctx.configFile,
+      name: ctx.name,
+    });
+    const own = isParsedLuaConfig(config) && config.kind === "filter"
+      ? config
+      : parse(config, context("config")) as LuaFilterConfig;
+    const vm = await LuaVm.create({
+      instructionBudget: own.instructionBudget,
+      memoryLimit: own.memoryLimit,
+      dispatch: hostDispatch(ctx.logger),
+    });
+    try {
+      return buildFactory(vm, own, ctx, (raw) => parse(raw, context("per_filter_config")));
+    } catch (error) {
+      vm.close();
+      throw error;
+    }
+  };
+  create.parseConfig = parse;
+  return create;
 }
 
-function buildFactory(vm: LuaVm, own: LuaFilterConfig, ctx: FactoryContext) {
+/** Creates the lua filter's factory: one Lua state, every script compiled up front. */
+export const createStreamFilterFactory: CreateStreamFilterFactory = createLuaFilterFactory();
+
+function buildFactory(
+  vm: LuaVm,
+  own: LuaFilterConfig,
+  ctx: FactoryContext,
+  parseRoute: (raw: unknown) => unknown,
+) {
   let anyResponse = false;
   const compile = (source: LuaSource, metadata: Readonly<Record<string, unknown>>): Script => {
     let refs;
@@ -156,11 +173,7 @@ function buildFactory(vm: LuaVm, own: LuaFilterConfig, ctx: FactoryContext) {
     if (typeof config !== "object" || config === null) return defaultScript;
     let route = unparsed.get(config);
     if (route === undefined) {
-      route = parseLuaConfig(config, {
-        source: "per_filter_config",
-        configFile: ctx.configFile,
-        name: ctx.name,
-      }) as LuaPerRoute;
+      route = parseRoute(config) as LuaPerRoute;
       unparsed.set(config, route);
     }
     return forRoute(route);
