@@ -6,6 +6,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
+import { basename, dirname } from "node:path";
 import type { PluginConfig } from "../config/types.ts";
 import { PluginStartError } from "./errors.ts";
 import { type Handshake, HandshakeError, parseHandshake, quote } from "./handshake.ts";
@@ -197,6 +198,7 @@ export class PluginProcess {
     const stdoutDone = stdout.forward((l) => logger.info(asMessage(l), { stream: "stdout" }));
     const exited = exitInfo().then(async (exit) => {
       await withTimeout(stdoutDone, 1000);
+      await removeSocket(handshake);
       return exit;
     });
     return new PluginProcess(child, handshake, exited);
@@ -227,6 +229,43 @@ export class PluginProcess {
       killQuietly(this.#child, "SIGKILL");
     }
     return await this.exited;
+  }
+}
+
+/**
+ * The private folders plugins make for their unix socket: Mosaic's SDKs' (Node's
+ * `mkdtemp("mosaic-plugin-")`, Python's `tempfile.mkdtemp(prefix="mosaic-plugin-")`) and
+ * go-plugin's (`os.MkdirTemp("", "plugin")`).
+ */
+const SOCKET_DIR = /^(?:mosaic-plugin-[A-Za-z0-9_]+|plugin\d+)$/;
+
+/**
+ * Removes a unix plugin's socket, and the private folder it made for it, once the child
+ * is gone: a plugin cleans up after itself on a graceful exit, but not when it was
+ * SIGKILLed (a stop past its grace, a crash) or is not one of Mosaic's SDKs. Only a
+ * socket file is removed, and its folder only when the name is one plugins make and it
+ * is then empty. Needs write access to the path (granted for the temp directory, which
+ * `main.ts flags` prints for unix plugins); without it, nothing is touched and nothing
+ * is asked for.
+ */
+export async function removeSocket(handshake: Handshake): Promise<void> {
+  if (handshake.network !== "unix") return;
+  const path = handshake.address;
+  const dir = dirname(path);
+  const allowed = (target: string) =>
+    Deno.permissions.querySync({ name: "write", path: target }).state === "granted" &&
+    Deno.permissions.querySync({ name: "read", path: target }).state === "granted";
+  if (!allowed(path)) return;
+  try {
+    if ((await Deno.lstat(path)).isSocket) await Deno.remove(path);
+  } catch {
+    // Already gone, or not ours to remove.
+  }
+  if (!SOCKET_DIR.test(basename(dir)) || !allowed(dir)) return;
+  try {
+    await Deno.remove(dir); // not recursive: only when nothing else is in it
+  } catch {
+    // Already gone, or not empty.
   }
 }
 
