@@ -38,9 +38,34 @@ export interface StartOptions {
   args?: string[];
 }
 
-/** Writes `yaml` to a temp file and returns its path. */
+/** The temp folders {@linkcode writeConfig} made, removed after the test file's last test. */
+const madeDirs = new Set<string>();
+
+/** Removes the temp folders {@linkcode writeConfig} made so far. */
+export async function removeConfigDirs(): Promise<void> {
+  for (const dir of madeDirs) {
+    await Deno.remove(dir, { recursive: true }).catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    });
+    madeDirs.delete(dir);
+  }
+}
+
+// Every test file that writes configs through this helper cleans up after its last test
+// (a proxy may be restarted on the same config, so stopping one is not the end of it).
+Deno.test.afterAll(removeConfigDirs);
+
+/**
+ * Writes `yaml` to a temp file and returns its path. Without `dir`, the file goes into a
+ * new `mosaic-e2e-*` folder that is removed after the test file's last test; a `dir`
+ * given is the caller's to remove.
+ */
 export async function writeConfig(yaml: string, dir?: string): Promise<string> {
-  const directory = dir ?? await Deno.makeTempDir({ prefix: "mosaic-e2e-" });
+  let directory = dir;
+  if (directory === undefined) {
+    directory = await Deno.makeTempDir({ prefix: "mosaic-e2e-" });
+    madeDirs.add(directory);
+  }
   const file = `${directory}/config.yaml`;
   await Deno.writeTextFile(file, yaml);
   return file;
