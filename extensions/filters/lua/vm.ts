@@ -126,6 +126,15 @@ export class LuaVm {
    * and sandboxes the globals.
    */
   static async create(options: LuaVmOptions): Promise<LuaVm> {
+    const wasm = new URL("./glue.wasm", import.meta.resolve("wasmoon"));
+    if (wasm.protocol === "file:") {
+      const path = decodeURIComponent(wasm.pathname);
+      if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") {
+        throw new LuaScriptError(
+          `Lua runs on wasmoon, whose WebAssembly module the proxy must read: add --allow-read=${path}`,
+        );
+      }
+    }
     const factory = new LuaFactory();
     const lua = await factory.getLuaModule();
     const engine = new LuaEngine(lua, {
