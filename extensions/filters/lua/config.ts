@@ -27,7 +27,10 @@ export interface LuaFilterConfig {
   readonly instructionBudget: number;
   /** Bytes the filter's Lua state may allocate. */
   readonly memoryLimit: number;
-  /** Where `handle:httpCall(cluster, …)` sends: cluster name → `host:port`. */
+  /**
+   * Where `handle:httpCall(cluster, …)` sends (`http_call_clusters`): name → `host:port`.
+   * The filter API cannot reach the config's clusters, so targets are listed here.
+   */
   readonly clusters: ReadonlyMap<string, string>;
   /** What `handle:metadata()` returns when the route gives none. */
   readonly metadata: Readonly<Record<string, unknown>>;
@@ -64,7 +67,7 @@ const FILTER_KEYS = [
   "failure_mode",
   "instruction_budget",
   "memory_limit",
-  "clusters",
+  "http_call_clusters",
   "metadata",
 ];
 const ROUTE_KEYS = ["@type", "disabled", "name", "source_code", "metadata"];
@@ -153,12 +156,16 @@ function parseFilter(config: unknown, configFile: string): LuaFilterConfig {
     }
   }
   const clusters = new Map<string, string>();
-  if (c.clusters !== undefined) {
-    for (const [name, value] of Object.entries(mapping(c.clusters, ["clusters"]))) {
-      const address = text(value, ["clusters", name]);
+  if (c.http_call_clusters !== undefined) {
+    for (
+      const [name, value] of Object.entries(
+        mapping(c.http_call_clusters, ["http_call_clusters"]),
+      )
+    ) {
+      const address = text(value, ["http_call_clusters", name]);
       if (!/^[^\s/]+:\d+$/.test(address)) {
         throw new FilterConfigError(
-          ["clusters", name],
+          ["http_call_clusters", name],
           `expected host:port, got ${JSON.stringify(address)}`,
         );
       }

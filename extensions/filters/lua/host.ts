@@ -203,7 +203,7 @@ async function httpCall(
   const address = clusters.get(cluster);
   if (address === undefined) {
     throw new Error(
-      `cluster ${JSON.stringify(cluster)} is not in the filter's clusters (known: ${
+      `cluster ${JSON.stringify(cluster)} is not in the filter's http_call_clusters (known: ${
         [...clusters.keys()].join(", ") || "none"
       })`,
     );

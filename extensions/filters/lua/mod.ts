@@ -16,7 +16,7 @@
  *         deny.lua: { filename: ./deny.lua }
  *       instruction_budget: 1000000     # per call; past it the failure mode applies
  *       memory_limit: 67108864          # bytes the filter's Lua state may hold
- *       clusters: { auth: 127.0.0.1:9000 }   # for handle:httpCall("auth", …)
+ *       http_call_clusters: { auth: 127.0.0.1:9000 }   # for handle:httpCall("auth", …)
  * routers:                              # per route: Envoy's LuaPerRoute
  *   - per_filter_config:
  *       lua: { disabled: true }         # or { name: deny.lua } or { source_code: { inline_string: … } }
@@ -29,7 +29,7 @@
  * the request through under `failure_mode: open`.
  *
  * Status: alpha. Scripts are trusted config (they can read and change every request),
- * but they cannot reach the file system, the network (except `clusters`), or stall the
+ * but they cannot reach the file system, the network (except `http_call_clusters`), or stall the
  * proxy past their budget.
  *
  * @module

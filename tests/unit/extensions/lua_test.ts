@@ -309,3 +309,41 @@ Deno.test("lua: base64Escape, timestamp and print", () =>
       assert.equal(seen.headers["x-ts"], "ok");
     },
   ));
+
+Deno.test("lua: httpCall reaches an http_call_clusters target (Envoy's documented example)", async () => {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (r) =>
+      new Response(`got ${r.method} ${new URL(r.url).pathname} ${await r.text()}`, {
+        headers: { foo: "from-side-call" },
+      }),
+  );
+  try {
+    await withLua(
+      `function envoy_on_request(request_handle)
+         -- Make an HTTP call to an upstream host with the following headers, body, and timeout.
+         local headers, body = request_handle:httpCall(
+         "lua_cluster",
+         {
+           [":method"] = "POST",
+           [":path"] = "/",
+           [":authority"] = "lua_cluster"
+         },
+         "hello world",
+         5000)
+         request_handle:headers():add("upstream_foo", headers["foo"])
+         request_handle:headers():add("upstream_body_size", #body)
+         request_handle:headers():add("upstream_status", headers[":status"])
+       end`,
+      async (request) => {
+        const seen = await (await request("/")).json();
+        assert.equal(seen.headers.upstream_foo, "from-side-call");
+        assert.equal(seen.headers.upstream_body_size, String("got POST / hello world".length));
+        assert.equal(seen.headers.upstream_status, "200");
+      },
+      { config: { http_call_clusters: { lua_cluster: `127.0.0.1:${server.addr.port}` } } },
+    );
+  } finally {
+    await server.shutdown();
+  }
+});
