@@ -12,12 +12,13 @@
 import { BUILTIN_CERTIFICATE_PROVIDERS, BUILTIN_STREAM_FILTERS } from "./extensions/builtin.ts";
 import { loadConfig } from "./src/config/load.ts";
 import { narrowestPermissionFlags } from "./src/config/permissions.ts";
-import type { MosaicConfig } from "./src/config/types.ts";
+import type { MosaicConfig, StreamFilterConfig } from "./src/config/types.ts";
 import {
   isKnownFilterType,
   registeredFilterTypes,
   registerStreamFilter,
   streamFilterConfigParser,
+  streamFilterPermissions,
 } from "./src/filter/registry.ts";
 import { buildFilterEntries } from "./src/filter/build.ts";
 import { Router } from "./src/router/router.ts";
@@ -94,7 +95,12 @@ async function load(file: string): Promise<ConfigSource> {
 
 /** The flags `workers` needs besides the config's: see `PermissionOptions`. */
 function workersOptions(config: MosaicConfig, workers: number | "auto" | undefined) {
-  return { workers: resolveWorkerCount(workers ?? config.workers), unstableNet: canReusePort() };
+  return {
+    workers: resolveWorkerCount(workers ?? config.workers),
+    unstableNet: canReusePort(),
+    filterPermissions: (filter: StreamFilterConfig) =>
+      streamFilterPermissions(filter.type, filter.parsedConfig?.value ?? filter.config),
+  };
 }
 
 async function check(

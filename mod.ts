@@ -34,6 +34,7 @@ export type {
   FilterChain,
   FilterConfigContext,
   FilterLogger,
+  FilterPermissions,
   FilterStatus,
   HostInfo,
   ParseFilterConfig,

@@ -6,7 +6,7 @@
 
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { MosaicConfig, TlsContextConfig } from "./types.ts";
+import type { MosaicConfig, StreamFilterConfig, TlsContextConfig } from "./types.ts";
 import { formatHostPort } from "./values.ts";
 
 /** Permission names in the order their flags are printed. */
@@ -118,6 +118,13 @@ export interface PermissionOptions {
    * @default {false}
    */
   unstableNet?: boolean;
+  /**
+   * What a registered stream filter needs (its creator's `permissions`, given the
+   * filter's config as loaded); see `streamFilterPermissions` in `src/filter/registry.ts`.
+   */
+  filterPermissions?: (
+    filter: StreamFilterConfig,
+  ) => { readonly read?: readonly string[]; readonly net?: readonly string[] } | undefined;
 }
 
 /**
@@ -172,6 +179,9 @@ export function narrowestPermissionFlags(
 
   for (const listener of config.listeners) {
     for (const filter of listener.streamFilters) {
+      const needs = options.filterPermissions?.(filter);
+      for (const path of needs?.read ?? []) grants.add("read", path);
+      for (const host of needs?.net ?? []) grants.add("net", host);
       if (filter.module === undefined) continue;
       const url = new URL(filter.module);
       if (url.protocol === "file:") {

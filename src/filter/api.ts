@@ -289,6 +289,20 @@ export interface CreateStreamFilterFactory {
   (config: unknown, context: FactoryContext): StreamFilterFactory | Promise<StreamFilterFactory>;
   /** Parses the config once at load; see {@linkcode ParseFilterConfig}. */
   parseConfig?: ParseFilterConfig;
+  /**
+   * What the filter needs from Deno beyond the proxy's own permissions, for the flags
+   * `main.ts check` and `main.ts flags` print (for example a wasm file it reads). Given
+   * the config as `parseConfig` returned it (or the raw config without a parser).
+   */
+  permissions?: (config: unknown) => FilterPermissions;
+}
+
+/** Paths and hosts a filter reads or reaches; see {@linkcode CreateStreamFilterFactory}. */
+export interface FilterPermissions {
+  /** Files or folders read (`--allow-read`). */
+  readonly read?: readonly string[];
+  /** `host:port` reached (`--allow-net`). */
+  readonly net?: readonly string[];
 }
 
 /** PEM material served or used by a TLS context. */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { CreateStreamFilterFactory, ParseFilterConfig } from "./api.ts";
+import type { CreateStreamFilterFactory, FilterPermissions, ParseFilterConfig } from "./api.ts";
 
 const registry = new Map<string, CreateStreamFilterFactory>();
 
@@ -46,6 +46,18 @@ export function getStreamFilter(name: string): CreateStreamFilterFactory | undef
 export function streamFilterConfigParser(type: string): ParseFilterConfig | undefined {
   const parse = registry.get(type)?.parseConfig;
   return typeof parse === "function" ? parse : undefined;
+}
+
+/**
+ * The permissions a configured filter needs (its creator's `permissions`), given the
+ * config as loaded; undefined for filters that need none beyond the proxy's.
+ */
+export function streamFilterPermissions(
+  type: string,
+  config: unknown,
+): FilterPermissions | undefined {
+  const permissions = registry.get(type)?.permissions;
+  return typeof permissions === "function" ? permissions(config) : undefined;
 }
 
 /** True when `type` can appear in `stream_filters`. */

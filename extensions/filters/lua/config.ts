@@ -14,6 +14,8 @@ export interface LuaSource {
   readonly name: string;
   /** The Lua code. */
   readonly code: string;
+  /** The file it was read from, when it came from one. */
+  readonly file?: string;
 }
 
 /** The parsed listener config of a `lua` filter. */
@@ -238,7 +240,7 @@ function fileSource(file: string, path: string[], configFile: string): LuaSource
     ? file
     : `${configFile.replace(/[^/]*$/, "")}${file}`;
   try {
-    return { name: resolved, code: Deno.readTextFileSync(resolved) };
+    return { name: resolved, code: Deno.readTextFileSync(resolved), file: resolved };
   } catch (error) {
     throw new FilterConfigError(
       path,

@@ -54,7 +54,7 @@ import {
   routeConfigsOf,
 } from "./config.ts";
 import { type CallContext, hostDispatch, yieldHandler } from "./host.ts";
-import { LuaVm } from "./vm.ts";
+import { LuaVm, wasmoonModulePath } from "./vm.ts";
 
 export { parseLuaConfig } from "./config.ts";
 export type { LuaFilterConfig, LuaPerRoute, LuaSource } from "./config.ts";
@@ -98,6 +98,17 @@ export function createLuaFilterFactory(
     }
   };
   create.parseConfig = parse;
+  create.permissions = (config) => {
+    const read: string[] = [];
+    const wasm = wasmoonModulePath();
+    if (wasm !== undefined) read.push(wasm);
+    if (isParsedLuaConfig(config) && config.kind === "filter") {
+      for (const source of [config.defaultSource, ...config.sources.values()]) {
+        if (source?.file !== undefined) read.push(source.file);
+      }
+    }
+    return { read };
+  };
   return create;
 }
 

@@ -126,9 +126,8 @@ export class LuaVm {
    * and sandboxes the globals.
    */
   static async create(options: LuaVmOptions): Promise<LuaVm> {
-    const wasm = new URL("./glue.wasm", import.meta.resolve("wasmoon"));
-    if (wasm.protocol === "file:") {
-      const path = decodeURIComponent(wasm.pathname);
+    const path = wasmoonModulePath();
+    if (path !== undefined) {
       if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") {
         throw new LuaScriptError(
           `Lua runs on wasmoon, whose WebAssembly module the proxy must read: add --allow-read=${path}`,
@@ -537,4 +536,10 @@ export class LuaVm {
       this.#m.removeFunction(this.#panic);
     }
   }
+}
+
+/** The file of wasmoon's WebAssembly module, which the proxy reads; undefined when remote. */
+export function wasmoonModulePath(): string | undefined {
+  const wasm = new URL("./glue.wasm", import.meta.resolve("wasmoon"));
+  return wasm.protocol === "file:" ? decodeURIComponent(wasm.pathname) : undefined;
 }

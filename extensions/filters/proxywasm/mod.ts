@@ -95,3 +95,11 @@ export const createStreamFilterFactory: CreateStreamFilterFactory = async (confi
   };
 };
 createStreamFilterFactory.parseConfig = parseConfig;
+createStreamFilterFactory.permissions = (config) => {
+  const location = (config as ProxyWasmConfig | undefined)?.vm?.location;
+  if (location === undefined) return {};
+  if (location.startsWith("/")) return { read: [location] };
+  const url = new URL(location);
+  if (url.protocol === "file:") return { read: [decodeURIComponent(url.pathname)] };
+  return { net: [`${url.hostname}:${url.port || (url.protocol === "https:" ? "443" : "80")}`] };
+};
