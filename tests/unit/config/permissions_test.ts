@@ -109,3 +109,29 @@ Deno.test("a unix-socket plugin needs all of --allow-net, plus the temp director
   assert.ok(flags.includes("--allow-write=/tmp"), flags.join(" "));
   assert.ok(flags.some((f) => f.startsWith("--allow-read=") && f.endsWith(",/tmp")));
 });
+
+Deno.test("a registered filter's declared permissions are printed: lua's wasm and script files", async () => {
+  const { BUILTIN_STREAM_FILTERS } = await import("../../../extensions/builtin.ts");
+  const lua = new Map(BUILTIN_STREAM_FILTERS).get("lua")!;
+  const dir = await Deno.makeTempDir({ prefix: "mosaic-permissions-" });
+  try {
+    await Deno.writeTextFile(`${dir}/f.lua`, "function envoy_on_request(h) end\n");
+    await Deno.writeTextFile(`${dir}/config.yaml`, "{}\n");
+    const parsed = lua.parseConfig!({ source_file: "f.lua" }, {
+      name: "lua",
+      source: "config",
+      configFile: `${dir}/config.yaml`,
+    });
+    const config = parseConfig(BASE, `${dir}/config.yaml`).config;
+    const filter = { ...config.listeners[0].streamFilters[0], type: "lua" };
+    const flags = narrowestPermissionFlags(
+      { ...config, listeners: [{ ...config.listeners[0], streamFilters: [filter] }] },
+      { filterPermissions: () => lua.permissions!(parsed) },
+    );
+    const read = flags.find((f) => f.startsWith("--allow-read="))!;
+    assert.match(read, /node_modules\/wasmoon\/dist\/glue\.wasm/);
+    assert.ok(read.includes(`${dir}/f.lua`), read);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
