@@ -23,6 +23,12 @@ export interface DownstreamRequest {
   readonly body: ReadableStream<Uint8Array> | null;
   /** Aborts when the client goes away before the response was delivered. */
   readonly signal: AbortSignal;
+  /**
+   * True when the server that parsed the request already left out its hop-by-hop fields
+   * (and those its `Connection` names) and enforced the header size limit, as Mosaic's
+   * own HTTP/1.1 server does while parsing: the lifecycle then skips both.
+   */
+  readonly sanitized?: boolean;
 }
 
 /** How the request reached the proxy. */

@@ -56,7 +56,14 @@ export function removeHopByHopFields(headers: Headers): void {
 
 /** Total size of a header block as it arrived on the wire (approximately: names, values, separators). */
 export function headerBlockSize(headers: Headers): number {
-  let size = 0;
-  for (const [name, value] of headers) size += name.length + value.length + 4;
-  return size;
+  BLOCK_SIZE.size = 0;
+  // forEach is several times faster than the Headers iterator in Deno.
+  headers.forEach(addFieldSize, BLOCK_SIZE);
+  return BLOCK_SIZE.size;
+}
+
+const BLOCK_SIZE = { size: 0 };
+
+function addFieldSize(this: { size: number }, value: string, name: string): void {
+  this.size += name.length + value.length + 4;
 }

@@ -105,7 +105,7 @@ export async function handleStream(
     if (checkError !== undefined) {
       log.flag = "DPE";
       req.respond(400, { body: checkError });
-    } else if (headerBlockSize(headers) > ctx.maxHeaderBytes) {
+    } else if (request.sanitized !== true && headerBlockSize(headers) > ctx.maxHeaderBytes) {
       req.respond(431, { body: "request header fields too large\n" });
     }
 
@@ -311,7 +311,7 @@ function checkRequest(
     if (normalized === undefined) error = "invalid request path\n";
     else target = normalized;
   }
-  stripHopByHop(headers);
+  if (request.sanitized !== true) stripHopByHop(headers);
   // One scratch result, read at once by the caller before any await: no allocation.
   CHECKED.target = target;
   CHECKED.authority = authority ?? "";
