@@ -23,7 +23,8 @@ import type { AccessRecord } from "../log/access_log.ts";
 import { Router } from "../router/router.ts";
 import { ClusterManager } from "../upstream/cluster.ts";
 import { FunctionPool, type UpstreamHandler } from "../upstream/function_pool.ts";
-import { toFetchResponse } from "./downstream.ts";
+import type { ConnectionPool } from "../upstream/types.ts";
+import { type DownstreamRequest, type StreamResponse, toFetchResponse } from "./downstream.ts";
 import type { RequestPolicy } from "./policy.ts";
 import { handleStream, type ListenerContext } from "./stream.ts";
 
@@ -46,6 +47,11 @@ export interface InProcessOptions {
   routes?: Partial<RouteConfig>[];
   /** The upstream of cluster `upstream`. */
   upstream: UpstreamHandler;
+  /**
+   * A connection pool to use for each host instead of calling `upstream` (which is then
+   * ignored): for benchmarks of the lifecycle alone, with a pool that answers at once.
+   */
+  pool?: (address: string) => ConnectionPool;
   /**
    * How many hosts cluster `upstream` has (`upstream-0.local:80`, …), all served by
    * `upstream`; the request URL's host tells which was chosen. Default 1.
@@ -86,6 +92,8 @@ export interface InProcessProxy {
   request(input: string, init?: RequestInit): Promise<Response>;
   /** Sends a request with its target and authority exactly as given (no URL parsing). */
   raw(request: RawInProcessRequest): Promise<Response>;
+  /** Runs a request already in the lifecycle's shape, as a listener hands it over. */
+  handle(request: DownstreamRequest): Promise<StreamResponse>;
   /** Destroys factories and closes the cluster. */
   close(): Promise<void>;
 }
@@ -167,7 +175,7 @@ export async function createInProcessProxy(options: InProcessOptions): Promise<I
       tls: undefined,
       position,
     }]]),
-    (host) => new FunctionPool(options.upstream, host.address),
+    (host) => options.pool?.(host.address) ?? new FunctionPool(options.upstream, host.address),
   );
   const context: ListenerContext = {
     name: "in-process",
@@ -199,6 +207,12 @@ export async function createInProcessProxy(options: InProcessOptions): Promise<I
         remoteAddr: { hostname: "127.0.0.1", port: 40000 },
         protocol: "HTTP/1.1",
       }).then(toFetchResponse);
+    },
+    handle(request) {
+      return handleStream(context, request, {
+        remoteAddr: { hostname: "127.0.0.1", port: 40000 },
+        protocol: "HTTP/1.1",
+      });
     },
     raw(request) {
       const headers = new Headers(request.headers);
