@@ -9,6 +9,7 @@
 
 import { fromFetchRequest, toFetchResponse } from "../proxy/downstream.ts";
 import { handleStream, type ListenerContext } from "../proxy/stream.ts";
+import { isClientCancel } from "./h2_guard.ts";
 
 /** Options of an HTTP listener. */
 export interface HttpListenerOptions {
@@ -41,6 +42,13 @@ export class HttpListener {
       ...(options.tls ?? {}),
       onListen: () => {},
       onError: (error) => {
+        if (isClientCancel(error)) {
+          // The client reset the stream or left mid-response: its choice, not a failure.
+          this.context.logger.debug("Listener {listener}: a client cancelled a request", {
+            listener: this.context.name,
+          });
+          return new Response(null, { status: 499 });
+        }
         this.context.logger.error("Listener {listener} failed a request: {error}", {
           listener: this.context.name,
           error,

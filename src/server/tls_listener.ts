@@ -132,6 +132,18 @@ export class TlsHttpListener {
           reason: failure.reason,
         });
       },
+      onH2Violation: (remoteAddr, violation) => {
+        const ctx = holder.listener?.context ?? context;
+        ctx.logger.warn(
+          "Closed the HTTP/2 connection of {client} on listener {listener}: {reason}",
+          {
+            client: `${remoteAddr.hostname}:${remoteAddr.port}`,
+            listener: ctx.name,
+            frameType: violation.frameType,
+            reason: violation.reason,
+          },
+        );
+      },
     }, (request, info) => holder.listener!.#serveBridged(request, info));
     holder.listener = new TlsHttpListener(options, context, undefined, bridge);
     holder.listener.#http1 = http1;

@@ -13,6 +13,11 @@
  * throughput (on 2 cores, HTTP/1.1 keep-alive: ~16-20k req/s against ~58k for `Deno.serve`
  * TLS; h2 multiplexed: ~41k against ~45k), so use it only when those features are needed.
  *
+ * The h2 pipe reads the frame headers going by ({@linkcode H2Guard}): a client that floods
+ * control frames, or sends a frame above the max frame size, gets a GOAWAY and is closed
+ * ({@linkcode TlsBridgeOptions.onH2Violation} says so). A stream the client cancels is no
+ * error: its handler's failure is swallowed.
+ *
  * @module
  */
 
@@ -24,6 +29,13 @@ import { ConfigError } from "../config/errors.ts";
 import { NodeTlsConn } from "./node_conn.ts";
 import { checkAlpn } from "./server.ts";
 import { checkTlsVersions } from "./versions.ts";
+import {
+  goawayFrame,
+  H2Guard,
+  type H2Limits,
+  type H2Violation,
+  isClientCancel,
+} from "../server/h2_guard.ts";
 
 /** The client certificate of a mutually authenticated connection. */
 export interface ClientCertificate {
@@ -91,6 +103,10 @@ export interface TlsBridgeOptions {
    * inner `Deno.serve` like h2.
    */
   http1?: (conn: NodeTlsConn, remoteAddr: Deno.NetAddr) => void;
+  /** The h2 flood limits; defaults: those of {@linkcode H2Guard}. */
+  h2Limits?: Partial<H2Limits>;
+  /** Called once when an h2 connection broke a flood limit and was closed. */
+  onH2Violation?: (remoteAddr: Deno.NetAddr, violation: H2Violation) => void;
   /** Close a connection whose handshake takes longer. @default {10000} */
   handshakeTimeoutMs?: number;
 }
@@ -156,17 +172,32 @@ export async function serveTlsBridge(
   const sessions = new Map<number, Session>();
   const sockets = new Set<Socket>();
 
-  const inner = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request, info) => {
+  const inner = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen() {},
+    onError(error) {
+      // A stream the client cancelled fails its response body with an AbortError.
+      if (!isClientCancel(error)) console.error(error);
+      return new Response("internal error\n", { status: 500 });
+    },
+  }, async (request, info) => {
     const session = sessions.get(info.remoteAddr.port);
     if (session === undefined) {
       return new Response("Connect through the TLS listener\n", { status: 403 });
     }
-    return handler(request, {
-      remoteAddr: session.remoteAddr,
-      completed: info.completed,
-      clientCertificate: session.clientCertificate,
-      serverName: session.serverName,
-    });
+    try {
+      return await handler(request, {
+        remoteAddr: session.remoteAddr,
+        completed: info.completed,
+        clientCertificate: session.clientCertificate,
+        serverName: session.serverName,
+      });
+    } catch (error) {
+      // The client reset the stream or left: nobody reads the answer.
+      if (request.signal.aborted) return new Response(null, { status: 499 });
+      throw error;
+    }
   });
   const innerPort = inner.addr.port;
 
@@ -203,8 +234,15 @@ export async function serveTlsBridge(
         clientCertificate: requireClientCert ? certificateOf(socket) : undefined,
         serverName: serverNameOf(socket),
       });
-      socket.pipe(upstream);
-      upstream.pipe(socket);
+      if (socket.alpnProtocol === "h2") {
+        pipeGuarded(socket, upstream, new H2Guard(options.h2Limits), (violation) => {
+          options.onH2Violation?.(addrOf(socket), violation);
+        });
+      } else {
+        // HTTP/1.1 to the inner server (no `http1` option): nothing to guard.
+        socket.pipe(upstream);
+        upstream.pipe(socket);
+      }
     });
     const done = () => {
       if (key !== -1) sessions.delete(key);
@@ -273,6 +311,50 @@ export async function serveTlsBridge(
       return shutdown;
     },
   };
+}
+
+/**
+ * Pipes an h2 client to the inner server both ways, the client's frame headers through
+ * `guard`: once it reports a violation nothing more is forwarded; the client gets a
+ * GOAWAY when the server's bytes stand at a frame boundary and its socket is not backed
+ * up, and both sockets are closed.
+ */
+function pipeGuarded(
+  socket: TLSSocket,
+  upstream: Socket,
+  guard: H2Guard,
+  onViolation: (violation: H2Violation) => void,
+): void {
+  let stopped = false;
+  socket.on("data", (chunk: Uint8Array) => {
+    if (stopped) return;
+    const violation = guard.inbound(chunk);
+    if (violation === null) {
+      if (!upstream.write(chunk)) socket.pause();
+      return;
+    }
+    stopped = true;
+    onViolation(violation);
+    // Destroying the client socket ends the pair (its "close" destroys `upstream`).
+    if (guard.outboundAtBoundary && !socket.writableNeedDrain) {
+      const timer = setTimeout(() => socket.destroy(), 1000);
+      socket.end(goawayFrame(guard.lastStreamId, violation.errorCode), () => {
+        clearTimeout(timer);
+        socket.destroy();
+      });
+    } else {
+      socket.destroy();
+    }
+  });
+  upstream.on("drain", () => socket.resume());
+  upstream.on("data", (chunk: Uint8Array) => {
+    if (stopped) return;
+    guard.outbound(chunk);
+    if (!socket.write(chunk)) upstream.pause();
+  });
+  socket.on("drain", () => upstream.resume());
+  socket.once("end", () => upstream.end());
+  upstream.once("end", () => socket.end());
 }
 
 function addrOf(socket: Socket): Deno.NetAddr {

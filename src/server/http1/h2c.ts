@@ -6,7 +6,13 @@
  * connection, so a listener that never sees h2c binds nothing more.
  *
  * The tunnel is watched by the listener's sweep like any connection: no byte in either
- * direction for the idle timeout closes it.
+ * direction for the idle timeout closes it. It reads the frame headers going by
+ * ({@linkcode H2Guard}): a client that floods control frames, or sends a frame above the
+ * max frame size, gets a GOAWAY and is closed, with one warning.
+ *
+ * A stream the client cancels (RST_STREAM, or the connection closed mid-request) fails
+ * its handler with the request's signal aborted: that is the client's choice, logged at
+ * debug, not an error.
  *
  * @module
  */
@@ -14,6 +20,13 @@
 import { fromFetchRequest, toFetchResponse } from "../../proxy/downstream.ts";
 import { handleStream, type ListenerContext } from "../../proxy/stream.ts";
 import type { ByteConn, Watched } from "./connection.ts";
+import {
+  goawayFrame,
+  H2Guard,
+  type H2Limits,
+  type H2Violation,
+  isClientCancel,
+} from "../h2_guard.ts";
 
 /** What a tunnel needs from its server. */
 export interface TunnelServer {
@@ -29,9 +42,15 @@ export class H2cServer {
   /** Inner connection's local port → the real client. */
   #clients = new Map<number, Deno.NetAddr>();
 
-  /** @param holder Gives the context requests are handled with. */
-  constructor(holder: { readonly context: ListenerContext }) {
+  #limits: Partial<H2Limits>;
+
+  /**
+   * @param holder Gives the context requests are handled with.
+   * @param limits The HTTP/2 flood limits; defaults: those of {@linkcode H2Guard}.
+   */
+  constructor(holder: { readonly context: ListenerContext }, limits: Partial<H2Limits> = {}) {
     this.#holder = holder;
+    this.#limits = limits;
   }
 
   /**
@@ -56,7 +75,18 @@ export class H2cServer {
       closeQuietly(conn);
       return;
     }
-    const tunnel = new H2cTunnel(conn, server);
+    const tunnel = new H2cTunnel(conn, server, new H2Guard(this.#limits), (violation) => {
+      const ctx = this.#holder.context;
+      ctx.logger.warn(
+        "Closed the HTTP/2 connection of {client} on listener {listener}: {reason}",
+        {
+          client: `${remoteAddr.hostname}:${remoteAddr.port}`,
+          listener: ctx.name,
+          frameType: violation.frameType,
+          reason: violation.reason,
+        },
+      );
+    });
     server.watch(tunnel);
     tunnel.run(port, first, (innerPort) => this.#clients.set(innerPort, remoteAddr))
       .finally(() => {
@@ -76,6 +106,18 @@ export class H2cServer {
       port: 0,
       automaticCompression: false,
       onListen() {},
+      onError: (error) => {
+        const ctx = this.#holder.context;
+        if (isClientCancel(error)) {
+          ctx.logger.debug("An h2c stream was cancelled by its client: {error}", { error });
+          return new Response(null, { status: 499 });
+        }
+        ctx.logger.error("Listener {listener} failed an h2c request: {error}", {
+          listener: ctx.name,
+          error,
+        });
+        return new Response("internal error\n", { status: 500 });
+      },
     }, (request, info) => {
       const client = this.#clients.get(info.remoteAddr.port);
       if (client === undefined) {
@@ -85,7 +127,16 @@ export class H2cServer {
         remoteAddr: client,
         protocol: "HTTP/2",
         completed: info.completed,
-      }).then(toFetchResponse);
+      }).then(toFetchResponse, (error) => {
+        if (!request.signal.aborted) throw error;
+        // The client reset the stream or closed the connection: nobody reads the answer.
+        const ctx = this.#holder.context;
+        ctx.logger.debug("An h2c request from {client} was cancelled: {error}", {
+          client: client.hostname,
+          error,
+        });
+        return new Response(null, { status: 499 });
+      });
     });
     return this.#inner;
   }
@@ -99,10 +150,23 @@ class H2cTunnel implements Watched {
   #inner: Deno.TcpConn | undefined;
   #server: TunnelServer;
   #closed = false;
+  #guard: H2Guard;
+  #onViolation: (violation: H2Violation) => void;
+  /** A limit was broken: nothing more is forwarded either way. */
+  #stopped = false;
+  /** A write to the client is under way (a GOAWAY must not cut into it). */
+  #writingToClient = false;
 
-  constructor(client: ByteConn, server: TunnelServer) {
+  constructor(
+    client: ByteConn,
+    server: TunnelServer,
+    guard: H2Guard,
+    onViolation: (violation: H2Violation) => void,
+  ) {
     this.#client = client;
     this.#server = server;
+    this.#guard = guard;
+    this.#onViolation = onViolation;
   }
 
   /** HTTP/2 streams are not counted one by one; a drain lets the inner server end them. */
@@ -119,24 +183,68 @@ class H2cTunnel implements Watched {
       if (this.#closed) return;
       this.innerPort = (inner.localAddr as Deno.NetAddr).port;
       register(this.innerPort);
+      const violation = this.#guard.inbound(first);
+      if (violation !== null) return await this.#refuse(violation);
       await writeAll(inner, first);
-      await Promise.all([this.#pipe(this.#client, inner), this.#pipe(inner, this.#client)]);
+      await Promise.all([this.#fromClient(this.#client, inner), this.#toClient(inner)]);
     } catch {
       // either side failed: the tunnel ends
     } finally {
-      this.close();
+      if (!this.#stopped) this.close();
     }
   }
 
-  async #pipe(from: ByteConn, to: ByteConn): Promise<void> {
+  async #fromClient(from: ByteConn, to: ByteConn): Promise<void> {
     const buffer = new Uint8Array(16 * 1024);
+    const guard = this.#guard;
     for (;;) {
       const n = await from.read(buffer);
-      if (n === null) break;
+      if (n === null || this.#stopped) break;
       this.#touch();
-      await writeAll(to, buffer.subarray(0, n));
+      const chunk = buffer.subarray(0, n);
+      const violation = guard.inbound(chunk);
+      if (violation !== null) return await this.#refuse(violation);
+      await writeAll(to, chunk);
     }
     // One side ended: HTTP/2 has no half-close of its own, so the tunnel ends.
+    if (!this.#stopped) this.close();
+  }
+
+  async #toClient(from: ByteConn): Promise<void> {
+    const buffer = new Uint8Array(16 * 1024);
+    const guard = this.#guard;
+    for (;;) {
+      const n = await from.read(buffer);
+      if (n === null || this.#stopped) break;
+      this.#touch();
+      const chunk = buffer.subarray(0, n);
+      guard.outbound(chunk);
+      this.#writingToClient = true;
+      await writeAll(this.#client, chunk);
+      this.#writingToClient = false;
+    }
+    if (!this.#stopped) this.close();
+  }
+
+  /**
+   * A limit was broken: stop forwarding, send a GOAWAY when the server's bytes stand at a
+   * frame boundary (and no write is stuck on a client that does not read), close, and
+   * log once.
+   */
+  async #refuse(violation: H2Violation): Promise<void> {
+    if (this.#stopped || this.#closed) return;
+    this.#stopped = true;
+    this.#onViolation(violation);
+    if (this.#inner !== undefined) closeQuietly(this.#inner);
+    if (!this.#writingToClient && this.#guard.outboundAtBoundary) {
+      const goaway = goawayFrame(this.#guard.lastStreamId, violation.errorCode);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        writeAll(this.#client, goaway).catch(() => {}),
+        new Promise((resolve) => timer = setTimeout(resolve, 1000)),
+      ]);
+      clearTimeout(timer);
+    }
     this.close();
   }
 
