@@ -19,6 +19,8 @@ const INITIAL_WRITE_BUFFER = 4 * 1024;
 /** Bodies and chunks up to this size are copied behind their head and sent in one write. */
 const MAX_COALESCED = 64 * 1024;
 
+import { encodeLatin1Into } from "../http1/latin1.ts";
+
 const encoder = new TextEncoder();
 
 /** What a connection's current exchange tells its pool when it ends. */
@@ -188,24 +190,38 @@ export class Http1Connection {
   /**
    * Writes a request head and, when given, a body in as few writes as possible.
    *
+   * The head is written as Latin-1, one byte per char: header values hold the bytes
+   * they were read as (obs-text 0x80-0xFF included), so they reach the upstream
+   * unchanged. Only a head with a char above 0xFF (a path a filter set; `Headers` holds
+   * bytes only) has no Latin-1 form, and is written as UTF-8.
+   *
    * @param head the head text
    * @param body bytes to send right after the head, or null
    */
   writeHead(head: string, body: Uint8Array | null): Promise<void> {
     const bodyLength = body === null ? 0 : body.length;
-    // A UTF-16 code unit encodes to at most 3 bytes.
-    const worst = head.length * 3 + (bodyLength <= MAX_COALESCED ? bodyLength : 0);
-    if (this.#wbuf.length < worst) {
-      this.#wbuf = new Uint8Array(Math.max(worst, this.#wbuf.length * 2));
+    const coalesced = bodyLength <= MAX_COALESCED ? bodyLength : 0;
+    this.#reserve(head.length + coalesced);
+    let written = encodeLatin1Into(head, this.#wbuf, 0);
+    if (written < 0) {
+      // A UTF-16 code unit encodes to at most 3 bytes.
+      this.#reserve(head.length * 3 + coalesced);
+      written = encoder.encodeInto(head, this.#wbuf).written;
     }
     const wbuf = this.#wbuf;
-    const written = encoder.encodeInto(head, wbuf).written;
     if (body === null || bodyLength === 0) return this.write(wbuf.subarray(0, written));
     if (bodyLength <= MAX_COALESCED) {
       wbuf.set(body, written);
       return this.write(wbuf.subarray(0, written + bodyLength));
     }
     return this.#writeTwo(wbuf.subarray(0, written), body);
+  }
+
+  /** Makes the write buffer hold at least `size` bytes. */
+  #reserve(size: number): void {
+    if (this.#wbuf.length < size) {
+      this.#wbuf = new Uint8Array(Math.max(size, this.#wbuf.length * 2));
+    }
   }
 
   /**

@@ -4,7 +4,8 @@
  * connection back to its pool when the body ends.
  *
  * One object per request plays every part: it is the body stream's source, the abort
- * signal's listener and the trailers' holder, so a request costs no closures.
+ * signal's listener, the chunked decoder's sink and the trailers' holder, so a request
+ * costs no closures.
  *
  * @module
  */
@@ -16,10 +17,11 @@ import {
   type UpstreamResponse,
 } from "./types.ts";
 import type { ConnectionOwner, Http1Connection } from "./http1_connection.ts";
-import { ChunkedDecoder } from "./http1_chunked.ts";
+import { ChunkedDecoder, type ChunkSink, MalformedChunkedError } from "../http1/chunked.ts";
+import { findHeadEnd, HEAD_BARE_LF, HEAD_INCOMPLETE } from "../http1/head_end.ts";
+import { decodeLatin1 } from "../http1/latin1.ts";
 import {
-  decodeLatin1,
-  findHeadEnd,
+  addTrailerLine,
   MalformedResponseError,
   parseResponseHead,
   type ResponseHead,
@@ -31,6 +33,8 @@ import { bodyFraming, CHUNKED, encodeRequestHead } from "./http1_writer.ts";
 const MAX_HEAD = 64 * 1024;
 /** Largest single read straight into a body chunk. */
 const MAX_DIRECT_READ = 64 * 1024;
+/** The trailer block of a response is at most 64 KiB. */
+const CHUNKED_OPTIONS = { maxTrailerBytes: 64 * 1024 };
 
 // phases of an exchange
 const HEAD = 0;
@@ -44,7 +48,8 @@ const CHUNKS = 2;
 const UNTIL_CLOSE = 3;
 
 /** One request/response on one connection. */
-export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array>, TrailerSource {
+export class Http1Exchange
+  implements UnderlyingDefaultSource<Uint8Array>, TrailerSource, ChunkSink {
   /**
    * Set when the request failed because a reused connection turned out to be closed
    * by the upstream before any response byte, and the request can be sent again. The
@@ -59,6 +64,10 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array>, Trail
   /** Bytes of a Content-Length body still to come. */
   #remaining = 0;
   #chunks: ChunkedDecoder | null = null;
+  /** Where the next chunk data moves to, in the read buffer, while chunks decode. */
+  #chunkOut = 0;
+  /** Trailer fields of a chunked body, once the first arrives. */
+  #trailers: Headers | null = null;
   #keepAlive = true;
   /** Response bytes arrived; a failure is then no longer a stale connection. */
   #received = false;
@@ -126,7 +135,7 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array>, Trail
   trailers(): Promise<Headers> {
     if (this.#trailersPromise === null) {
       if (this.#phase === DONE) {
-        this.#trailersPromise = Promise.resolve(this.#chunks?.trailers ?? new Headers());
+        this.#trailersPromise = Promise.resolve(this.#trailers ?? new Headers());
       } else {
         const { promise, resolve } = Promise.withResolvers<Headers>();
         this.#trailersPromise = promise;
@@ -140,7 +149,7 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array>, Trail
     const conn = this.#conn;
     while (true) {
       let headEnd = findHeadEnd(conn.buf, conn.start, conn.end);
-      while (headEnd === -1) {
+      while (headEnd === HEAD_INCOMPLETE) {
         if (conn.end - conn.start >= MAX_HEAD) {
           throw new UpstreamResetError(
             `Upstream ${this.#owner.label} sent a response head longer than ${MAX_HEAD} bytes`,
@@ -155,6 +164,11 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array>, Trail
         }
         this.#received = true;
         headEnd = findHeadEnd(conn.buf, conn.start, conn.end);
+      }
+      if (headEnd === HEAD_BARE_LF) {
+        throw new UpstreamResetError(
+          `Upstream ${this.#owner.label} sent a malformed response head: a line ends in a bare LF`,
+        );
       }
       let head: ResponseHead;
       try {
@@ -222,7 +236,7 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array>, Trail
     if (head.transferEncoding !== null) {
       if (head.chunked) {
         this.#framing = CHUNKS;
-        this.#chunks = new ChunkedDecoder();
+        this.#chunks = new ChunkedDecoder(CHUNKED_OPTIONS);
       } else {
         this.#framing = UNTIL_CLOSE;
       }
@@ -316,16 +330,23 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array>, Trail
     }
   }
 
-  /** Decodes buffered chunked framing and enqueues the data found. */
+  /**
+   * Decodes buffered chunked framing and enqueues the data found. The data of every
+   * complete and partial chunk is moved together to the front of the unconsumed bytes
+   * ({@linkcode chunkData}), so one slice takes it.
+   */
   #drainChunks(controller: ReadableStreamDefaultController<Uint8Array>): boolean {
     const conn = this.#conn;
     const chunks = this.#chunks!;
     const outStart = conn.start;
+    this.#chunkOut = outStart;
     let length: number;
     try {
-      length = chunks.decode(conn);
+      length = chunks.decode(conn, this, Infinity);
     } catch (err) {
-      if (!(err instanceof MalformedResponseError)) throw err;
+      if (!(err instanceof MalformedChunkedError || err instanceof MalformedResponseError)) {
+        throw err;
+      }
       throw new UpstreamResetError(
         `Upstream ${this.#owner.label} sent a malformed chunked body: ${err.message}`,
       );
@@ -374,6 +395,18 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array>, Trail
           ),
       );
     }
+  }
+
+  /** Chunked decoder's sink: moves chunk data down to where the data before it ends. */
+  chunkData(buf: Uint8Array, start: number, end: number): void {
+    const out = this.#chunkOut;
+    if (out !== start) buf.copyWithin(out, start, end);
+    this.#chunkOut = out + end - start;
+  }
+
+  /** Chunked decoder's sink: keeps a trailer field. */
+  trailerLine(buf: Uint8Array, start: number, end: number): void {
+    addTrailerLine(this.#trailers ??= new Headers(), decodeLatin1(buf, start, end));
   }
 
   /** Body bytes may be read straight into a fresh chunk, past the read buffer. */
@@ -492,7 +525,7 @@ export class Http1Exchange implements UnderlyingDefaultSource<Uint8Array>, Trail
     const resolve = this.#resolveTrailers;
     if (resolve !== null) {
       this.#resolveTrailers = null;
-      resolve(this.#chunks?.trailers ?? new Headers());
+      resolve(this.#trailers ?? new Headers());
     }
   }
 

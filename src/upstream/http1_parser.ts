@@ -1,13 +1,15 @@
 /**
- * Parsing of HTTP/1.x response heads, chunk-size lines and trailer lines from bytes.
+ * Parsing of HTTP/1.x response heads and trailer lines.
  *
- * The head's end is found on bytes; only the head itself is turned into a string, and
- * it is decoded as Latin-1 so every byte survives into `Headers` and back onto the wire.
+ * The head's end is found on bytes (`src/http1/head_end.ts`); only the head itself is
+ * turned into a string, and it is decoded as Latin-1 (`src/http1/latin1.ts`) so every
+ * byte survives into `Headers` and back onto the wire.
  *
  * @module
  */
 
-const LF = 10;
+import { parseDecimal } from "../http1/decimal.ts";
+
 const CR = 13;
 
 /** A response head or chunk framing that breaks HTTP/1.1's grammar. */
@@ -47,68 +49,11 @@ export class ResponseHead {
 }
 
 /**
- * Finds the end of a head: the index just past its blank line (CRLF CRLF, or bare LFs).
- *
- * @param buf the bytes
- * @param start where the head begins
- * @param end where the buffered bytes end
- * @returns the index after the blank line, or -1 when the head is not complete yet
- */
-export function findHeadEnd(buf: Uint8Array, start: number, end: number): number {
-  let i = buf.indexOf(LF, start);
-  while (i !== -1 && i < end) {
-    const next = i + 1;
-    if (next < end && buf[next] === LF) return next + 1;
-    if (next + 1 < end && buf[next] === CR && buf[next + 1] === LF) return next + 2;
-    i = buf.indexOf(LF, next);
-  }
-  return -1;
-}
-
-/**
- * Finds the next LF in `buf[start..end)`.
- *
- * @returns its index, or -1
- */
-export function indexOfLf(buf: Uint8Array, start: number, end: number): number {
-  const i = buf.indexOf(LF, start);
-  return i < end ? i : -1;
-}
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
-/**
- * Decodes bytes as Latin-1 (each byte one UTF-16 code unit), the way header bytes
- * round-trip through `Headers`.
- *
- * @param buf the bytes
- * @param start first byte
- * @param end one past the last byte
- * @returns the string
- */
-export function decodeLatin1(buf: Uint8Array, start: number, end: number): string {
-  // ASCII, by far the common case, decodes fastest through the native decoder; it is
-  // ASCII exactly when the decoded length equals the byte length.
-  try {
-    const text = utf8.decode(buf.subarray(start, end));
-    if (text.length === end - start) return text;
-  } catch {
-    // invalid UTF-8: fall through to Latin-1
-  }
-  let text = "";
-  for (let i = start; i < end; i += 4096) {
-    const piece = buf.subarray(i, Math.min(end, i + 4096));
-    text += String.fromCharCode.apply(null, piece as unknown as number[]);
-  }
-  return text;
-}
-
-/**
  * Parses a response head: status line and header fields, obsolete line folding
  * included. Framing headers (Content-Length, Transfer-Encoding, Connection) are also
  * read into the head's fields.
  *
- * @param text the head, as decoded by {@linkcode decodeLatin1}, blank line included
+ * @param text the head, decoded as Latin-1, blank line included
  * @returns the head
  * @throws {MalformedResponseError} when the head breaks the grammar
  */
@@ -247,54 +192,6 @@ function readKeepAlive(head: ResponseHead, value: string): void {
     const n = parseDecimal(param.slice(eq + 1).trim());
     if (n >= 0) head.keepAliveTimeout = n;
   }
-}
-
-/**
- * Parses a non-negative decimal of at most 15 digits.
- *
- * @returns the number, or -1 when the text is not one
- */
-export function parseDecimal(text: string): number {
-  if (text.length === 0 || text.length > 15) return -1;
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const d = text.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) return -1;
-    n = n * 10 + d;
-  }
-  return n;
-}
-
-/**
- * Parses a chunk-size line `1a;ext=1\r` (everything before its LF), skipping
- * chunk extensions.
- *
- * @param buf the bytes
- * @param start the line's first byte
- * @param lf the index of the line's LF
- * @returns the chunk size, or -1 when the line is malformed
- */
-export function parseChunkSize(buf: Uint8Array, start: number, lf: number): number {
-  let size = 0;
-  let i = start;
-  for (; i < lf; i++) {
-    const c = buf[i];
-    let d: number;
-    if (c >= 48 && c <= 57) d = c - 48;
-    else if (c >= 97 && c <= 102) d = c - 87;
-    else if (c >= 65 && c <= 70) d = c - 55;
-    else break;
-    // 13 hex digits stay below 2^53
-    if (i - start >= 13) return -1;
-    size = size * 16 + d;
-  }
-  if (i === start) return -1;
-  for (; i < lf; i++) {
-    const c = buf[i];
-    if (c === 59) return size; // ';' starts the extensions, which are ignored
-    if (c !== 32 && c !== 9 && c !== CR) return -1;
-  }
-  return size;
 }
 
 /**

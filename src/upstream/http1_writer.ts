@@ -4,7 +4,7 @@
  * @module
  */
 
-import { parseDecimal } from "./http1_parser.ts";
+import { parseDecimal } from "../http1/decimal.ts";
 
 /** Framing of a request without a body: no Content-Length, no Transfer-Encoding. */
 export const NO_BODY = -2;

@@ -8,7 +8,12 @@
  * @module
  */
 
-import { type ByteWindow, ChunkedDecoder } from "./chunked.ts";
+import {
+  type ByteWindow,
+  ChunkedDecoder,
+  type ChunkSink,
+  MalformedChunkedError,
+} from "../../http1/chunked.ts";
 import { BadRequestError } from "./request_head.ts";
 
 /** What a body reads from: the connection's buffer and its reads. */
@@ -33,6 +38,8 @@ export interface BodySource extends ByteWindow {
 
 /** Content-Length bodies above this are read straight into fresh chunks of this size. */
 const DIRECT_READ = 64 * 1024;
+/** The request trailer block is at most 16 KiB (the trailers themselves are dropped). */
+const CHUNKED_OPTIONS = { maxTrailerBytes: 16 * 1024 };
 
 /** The client's body ended before its framing said it would. */
 export class IncompleteBodyError extends Error {
@@ -54,6 +61,7 @@ export class RequestBody implements UnderlyingDefaultSource<Uint8Array> {
   #source: BodySource;
   #remaining: number;
   #chunked: ChunkedDecoder | null;
+  #chunks: ChunkData | null;
   #continue: boolean;
   #pulling: Promise<unknown> | null = null;
   #controller: ReadableStreamDefaultController<Uint8Array> | null = null;
@@ -67,7 +75,8 @@ export class RequestBody implements UnderlyingDefaultSource<Uint8Array> {
   constructor(source: BodySource, contentLength: number, expectContinue: boolean) {
     this.#source = source;
     this.#remaining = contentLength;
-    this.#chunked = contentLength < 0 ? new ChunkedDecoder() : null;
+    this.#chunked = contentLength < 0 ? new ChunkedDecoder(CHUNKED_OPTIONS) : null;
+    this.#chunks = contentLength < 0 ? new ChunkData() : null;
     this.#continue = expectContinue;
     this.stream = new ReadableStream<Uint8Array>(this, { highWaterMark: 0 });
   }
@@ -128,7 +137,9 @@ export class RequestBody implements UnderlyingDefaultSource<Uint8Array> {
       }
       for (;;) {
         if (this.#chunked !== null) {
-          const got = this.#chunked.decode(source, sink, limit);
+          const chunks = this.#chunks!;
+          chunks.to = sink;
+          const got = this.#chunked.decode(source, chunks, limit);
           if (this.#chunked.finished) {
             this.#finish(sink);
             return got;
@@ -157,7 +168,11 @@ export class RequestBody implements UnderlyingDefaultSource<Uint8Array> {
         }
         if (await source.fillBody() <= 0) throw this.#incomplete();
       }
-    } catch (error) {
+    } catch (caught) {
+      // Broken chunked framing is the client's fault: a 400.
+      const error = caught instanceof MalformedChunkedError
+        ? new BadRequestError(400, caught.message)
+        : caught;
       this.error ??= error;
       if (!(error instanceof BadRequestError)) source.bodyFailed();
       if (sink !== DISCARD && !this.#detached) sink.error(error);
@@ -189,3 +204,16 @@ const DISCARD: Sink = {
   enqueue() {},
   error() {},
 };
+
+/** Hands a chunked body's data to the current sink as copies, and drops its trailers. */
+class ChunkData implements ChunkSink {
+  to: Sink = DISCARD;
+
+  chunkData(buf: Uint8Array, start: number, end: number): void {
+    if (this.to !== DISCARD) this.to.enqueue(buf.slice(start, end));
+  }
+
+  trailerLine(): void {
+    // the lifecycle has no request trailers
+  }
+}

@@ -24,10 +24,10 @@ import type { ListenerContext } from "../../proxy/stream.ts";
 import { handleStream } from "../../proxy/stream.ts";
 import type { StreamResponse } from "../../proxy/downstream.ts";
 import { type BodySource, RequestBody } from "./body.ts";
+import { findHeadEnd, HEAD_BARE_LF } from "../../http1/head_end.ts";
 import {
   BadRequestError,
   BodyFraming,
-  findHeadEnd,
   MAX_REQUEST_LINE,
   parseRequestHead,
   type RequestHead,
@@ -289,7 +289,7 @@ export class ClientConnection implements BodySource, ResponseOutput, Watched {
           }
           return headEnd;
         }
-        if (headEnd === -2) {
+        if (headEnd === HEAD_BARE_LF) {
           throw new BadRequestError(400, "a line of the request head ends in a bare LF");
         }
         scanned = this.end - this.start;

@@ -11,7 +11,8 @@
  * @module
  */
 
-import { decodeLatin1 } from "./latin1.ts";
+import { parseDecimal } from "../../http1/decimal.ts";
+import { decodeLatin1 } from "../../http1/latin1.ts";
 
 const CR = 13;
 const LF = 10;
@@ -79,31 +80,11 @@ for (let c = 0; c < 256; c++) {
 }
 
 /**
- * Finds the end of a request head: the index just past its CRLF CRLF.
- *
- * @param buf The received bytes.
- * @param from Where to resume the search (a previous call's `scanned`, or the head's start).
- * @param end One past the last received byte.
- * @returns The index after the blank line; -1 when the head is not complete yet; -2 when a
- *   line ends in a bare LF (refused: a lenient upstream could split lines differently).
- */
-export function findHeadEnd(buf: Uint8Array, from: number, end: number): number {
-  let i = buf.indexOf(LF, from);
-  while (i !== -1 && i < end) {
-    if (buf[i - 1] !== CR) return -2;
-    // CR LF CR LF: the LF found is the last byte when the three before it match.
-    if (i >= 3 && buf[i - 1] === CR && buf[i - 2] === LF && buf[i - 3] === CR) return i + 1;
-    i = buf.indexOf(LF, i + 1);
-  }
-  return -1;
-}
-
-/**
  * Parses a complete request head.
  *
  * @param buf The received bytes.
  * @param start The head's first byte (after any empty lines before it).
- * @param headEnd One past the head's blank line ({@linkcode findHeadEnd}).
+ * @param headEnd One past the head's blank line (`findHeadEnd` of `src/http1/head_end.ts`).
  * @returns The head.
  * @throws {BadRequestError} when the head breaks the grammar or frames its body ambiguously.
  */
@@ -276,16 +257,7 @@ function readConnection(head: RequestHead, value: string): void {
 
 /** A Content-Length of decimal digits only; lists, signs and spaces inside are refused. */
 function parseContentLength(value: string): number {
-  if (value.length === 0 || value.length > 15) {
-    throw new BadRequestError(400, `Content-Length ${JSON.stringify(value)} is not valid`);
-  }
-  let n = 0;
-  for (let i = 0; i < value.length; i++) {
-    const d = value.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) {
-      throw new BadRequestError(400, `Content-Length ${JSON.stringify(value)} is not valid`);
-    }
-    n = n * 10 + d;
-  }
+  const n = parseDecimal(value);
+  if (n < 0) throw new BadRequestError(400, `Content-Length ${JSON.stringify(value)} is not valid`);
   return n;
 }

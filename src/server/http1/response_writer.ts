@@ -11,7 +11,8 @@
  */
 
 import type { StreamResponse } from "../../proxy/downstream.ts";
-import { encodeLatin1Into } from "./latin1.ts";
+import { parseDecimal } from "../../http1/decimal.ts";
+import { encodeLatin1Into } from "../../http1/latin1.ts";
 import { reasonPhrase } from "./status.ts";
 
 /** Where a response is written. */
@@ -119,7 +120,7 @@ export async function writeResponse(
     length = body.length;
   } else {
     stream = body;
-    const n = givenLength === "" ? -1 : parseLength(givenLength);
+    const n = givenLength === "" ? -1 : parseDecimal(givenLength.trim());
     length = n >= 0 ? n : request.minor === 1 ? -1 : -2;
   }
   if (noBody) {
@@ -144,6 +145,11 @@ export async function writeResponse(
   const inline = !noBody && body instanceof Uint8Array && body.length <= COALESCE ? body : null;
   const buffer = takeBuffer(head.length + (inline?.length ?? 0));
   let used = encodeLatin1Into(head, buffer, 0);
+  if (used < 0) {
+    // `Headers` holds bytes only, so this is a bug upstream of the writer.
+    giveBuffer(buffer);
+    throw new TypeError("The response head has a char above 0xFF, which has no Latin-1 byte");
+  }
   if (inline !== null) {
     buffer.set(inline, used);
     used += inline.length;
@@ -231,15 +237,3 @@ async function writeChunk(out: ResponseOutput, data: Uint8Array): Promise<void> 
 }
 
 const CRLF = new Uint8Array([13, 10]);
-
-function parseLength(value: string): number {
-  const text = value.trim();
-  if (text.length === 0 || text.length > 15) return -1;
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const d = text.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) return -1;
-    n = n * 10 + d;
-  }
-  return n;
-}

@@ -1,31 +1,15 @@
 import assert from "node:assert/strict";
-import {
-  decodeLatin1,
-  findHeadEnd,
-  MalformedResponseError,
-  parseChunkSize,
-  parseResponseHead,
-} from "../../../src/upstream/http1_parser.ts";
+import { findHeadEnd } from "../../../src/http1/head_end.ts";
+import { MalformedResponseError, parseResponseHead } from "../../../src/upstream/http1_parser.ts";
 import {
   bodyFraming,
   CHUNKED,
   encodeRequestHead,
   NO_BODY,
 } from "../../../src/upstream/http1_writer.ts";
-import { ChunkedDecoder } from "../../../src/upstream/http1_chunked.ts";
 import { Http1Connection } from "../../../src/upstream/http1_connection.ts";
+import { parseRequestHead } from "../../../src/server/http1/request_head.ts";
 import { latin1 } from "./_raw_server.ts";
-
-Deno.test("findHeadEnd finds CRLF and bare-LF blank lines and waits for incomplete heads", () => {
-  const crlf = latin1("HTTP/1.1 200 OK\r\na: 1\r\n\r\nbody");
-  assert.equal(findHeadEnd(crlf, 0, crlf.length), crlf.length - 4);
-  const lf = latin1("HTTP/1.1 200 OK\na: 1\n\nbody");
-  assert.equal(findHeadEnd(lf, 0, lf.length), lf.length - 4);
-  const partial = latin1("HTTP/1.1 200 OK\r\na: 1\r\n\r");
-  assert.equal(findHeadEnd(partial, 0, partial.length), -1);
-  // bytes past `end` do not count
-  assert.equal(findHeadEnd(crlf, 0, crlf.length - 6), -1);
-});
 
 Deno.test("parseResponseHead reads status, reason, version and framing fields", () => {
   const head = parseResponseHead(
@@ -72,30 +56,6 @@ Deno.test("parseResponseHead rejects heads that break the grammar", () => {
   }
 });
 
-Deno.test("parseChunkSize reads hex sizes and skips extensions", () => {
-  const size = (line: string) => {
-    const bytes = latin1(`${line}\n`);
-    return parseChunkSize(bytes, 0, bytes.length - 1);
-  };
-  assert.equal(size("1a\r"), 26);
-  assert.equal(size("1A;name=value;x\r"), 26);
-  assert.equal(size("0\r"), 0);
-  assert.equal(size("ff  \r"), 255);
-  assert.equal(size("\r"), -1);
-  assert.equal(size("zz\r"), -1);
-  assert.equal(size("1 2\r"), -1);
-  assert.equal(size("fffffffffffffff\r"), -1);
-});
-
-Deno.test("decodeLatin1 keeps every byte as one character", () => {
-  assert.equal(decodeLatin1(latin1("plain ascii"), 0, 11), "plain ascii");
-  const bytes = new Uint8Array([0x63, 0x61, 0x66, 0xe9, 0x80, 0xff]);
-  assert.equal(decodeLatin1(bytes, 0, bytes.length), "caf\xe9\x80\xff");
-  // valid UTF-8 is still read byte by byte: header bytes are not text
-  const utf8 = new TextEncoder().encode("é");
-  assert.equal(decodeLatin1(utf8, 0, utf8.length), "\xc3\xa9");
-});
-
 Deno.test("bodyFraming picks Content-Length, chunked or none", () => {
   const none = new Headers();
   assert.equal(bodyFraming("GET", null, none), NO_BODY);
@@ -128,37 +88,48 @@ Deno.test("encodeRequestHead writes lowercase fields and its own framing", () =>
   );
 });
 
-Deno.test("ChunkedDecoder joins the data of several chunks and reads trailers", () => {
-  const conn = new Http1Connection({} as Deno.Conn);
-  const wire = latin1("3;x=1\r\nabc\r\n2\r\nde\r\n0\r\nx-sum: 9\r\n\r\n");
-  conn.buf.set(wire);
-  conn.end = wire.length;
-  const decoder = new ChunkedDecoder();
-  const length = decoder.decode(conn);
-  assert.equal(new TextDecoder().decode(conn.buf.subarray(0, length)), "abcde");
-  assert.equal(decoder.finished, true);
-  assert.equal(decoder.trailers?.get("x-sum"), "9");
-  assert.equal(conn.start, wire.length);
+/** A connection whose writes are recorded. */
+function recording(): { conn: Http1Connection; wire: () => Uint8Array } {
+  const writes: Uint8Array[] = [];
+  const socket = {
+    write(bytes: Uint8Array) {
+      writes.push(bytes.slice());
+      return Promise.resolve(bytes.length);
+    },
+  } as unknown as Deno.Conn;
+  return {
+    conn: new Http1Connection(socket),
+    wire: () => {
+      const all = new Uint8Array(writes.reduce((n, w) => n + w.length, 0));
+      let offset = 0;
+      for (const w of writes) {
+        all.set(w, offset);
+        offset += w.length;
+      }
+      return all;
+    },
+  };
+}
+
+Deno.test("writeHead sends obs-text header bytes as they were read, one byte each", async () => {
+  // What the server read from a client's `X-Name: caf\xe9` (one char per byte)...
+  const client = latin1("GET /a HTTP/1.1\r\nHost: h\r\nX-Name: caf\xe9 \x80\xff\r\n\r\n");
+  const read = parseRequestHead(client, 0, findHeadEnd(client, 0, client.length));
+  assert.equal(read.headers.get("x-name"), "caf\xe9 \x80\xff");
+  // ...goes upstream as the same bytes.
+  const { conn, wire } = recording();
+  const text = encodeRequestHead("GET", read.target, read.headers, "up:80", NO_BODY);
+  await conn.writeHead(text, new Uint8Array([1, 2]));
+  const sent = wire();
+  assert.deepEqual(sent, latin1(`${text}\x01\x02`));
+  const head = findHeadEnd(sent, 0, sent.length);
+  assert.equal(head, text.length);
+  assert.equal(parseRequestHead(sent, 0, head).headers.get("x-name"), "caf\xe9 \x80\xff");
 });
 
-Deno.test("ChunkedDecoder resumes across partial reads and rejects bad framing", () => {
-  const conn = new Http1Connection({} as Deno.Conn);
-  const decoder = new ChunkedDecoder();
-  const out: string[] = [];
-  for (const piece of ["5\r", "\nhel", "lo\r", "\n0\r\n", "\r\n"]) {
-    const bytes = latin1(piece);
-    conn.buf.set(bytes, conn.end);
-    conn.end += bytes.length;
-    const start = conn.start;
-    const length = decoder.decode(conn);
-    out.push(new TextDecoder().decode(conn.buf.subarray(start, start + length)));
-  }
-  assert.equal(out.join(""), "hello");
-  assert.equal(decoder.finished, true);
-
-  const bad = new Http1Connection({} as Deno.Conn);
-  const wire = latin1("3\r\nabcdef\r\n");
-  bad.buf.set(wire);
-  bad.end = wire.length;
-  assert.throws(() => new ChunkedDecoder().decode(bad), MalformedResponseError);
+Deno.test("writeHead keeps UTF-8 for a head that has no Latin-1 form", async () => {
+  const { conn, wire } = recording();
+  const text = "GET /\u65e5 HTTP/1.1\r\nhost: h\r\n\r\n";
+  await conn.writeHead(text, null);
+  assert.deepEqual(wire(), new TextEncoder().encode(text));
 });

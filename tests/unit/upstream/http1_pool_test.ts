@@ -168,6 +168,68 @@ Deno.test("Http1Pool reads a chunked body with extensions and trailers", async (
   }
 });
 
+Deno.test("Http1Pool fails a malformed chunked body at once and drops its connection", async () => {
+  // Each of these is refused by the strict chunked decoder: the body errors with a reset
+  // (a 502 or a cut response downstream), never a wait for bytes that will not come.
+  for (
+    const framing of [
+      "5 \r\nhello\r\n0\r\n\r\n",
+      "+5\r\nhello\r\n0\r\n\r\n",
+      "fffffffffffffff\r\n",
+      "5\nhello\r\n0\r\n\r\n",
+      "5\r\nhello\n0\r\n\r\n",
+      "0\r\nx: 1\n\r\n",
+    ]
+  ) {
+    const server = new RawServer(keepAlive(async (conn, request) => {
+      await conn.readBody(request);
+      await conn.write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + framing);
+    }));
+    const pool = poolFor(server);
+    try {
+      const res = await pool.request(get());
+      await assert.rejects(readAll(res.body), UpstreamResetError, JSON.stringify(framing));
+      assert.ok(await waitFor(() => pool.size === 0), "the connection is not reused");
+    } finally {
+      pool.close();
+      await server.close();
+    }
+  }
+});
+
+Deno.test("Http1Pool refuses a response head whose lines end in a bare LF", async () => {
+  const server = new RawServer(fixed("HTTP/1.1 200 OK\ncontent-length: 2\n\nok"));
+  const pool = poolFor(server);
+  try {
+    await assert.rejects(pool.request(get()), UpstreamResetError);
+  } finally {
+    pool.close();
+    await server.close();
+  }
+});
+
+Deno.test("Http1Pool sends and receives obs-text header bytes unchanged", async () => {
+  let seen = "";
+  const server = new RawServer(keepAlive(async (conn, request) => {
+    seen = request.headers.get("x-name") ?? "";
+    await conn.readBody(request);
+    await conn.write("HTTP/1.1 200 OK\r\nx-back: caf\xe9\r\ncontent-length: 0\r\n\r\n");
+  }));
+  const pool = poolFor(server);
+  try {
+    const res = await pool.request(get("/", {
+      headers: new Headers({ host: "example.test", "x-name": "caf\xe9" }),
+    }));
+    assert.equal(res.headers.get("x-back"), "caf\xe9");
+    await readAll(res.body);
+    // the raw server reads the head as UTF-8: 0xe9 alone is not UTF-8
+    assert.equal(seen, "caf\ufffd");
+  } finally {
+    pool.close();
+    await server.close();
+  }
+});
+
 Deno.test("Http1Pool reads a chunked body that arrives a few bytes at a time", async () => {
   const wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
     "3\r\nabc\r\nA\r\n0123456789\r\n0\r\n\r\n";
