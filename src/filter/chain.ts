@@ -19,6 +19,7 @@ import type {
   SenderFilter,
   StreamFilterFactory,
 } from "./api.ts";
+import type { FilterStats } from "../stats/scopes.ts";
 
 /** One `stream_filters` entry, made once per config load. */
 export interface FilterEntry {
@@ -37,6 +38,8 @@ export interface FilterEntry {
   readonly factory: StreamFilterFactory;
   /** The filter's logger. */
   readonly logger: FilterLogger;
+  /** The filter's stats (calls, stops, responds, errors, time), when counted. */
+  readonly stats?: FilterStats;
 }
 
 /** What the running filter's stream must offer the chain. */
@@ -154,6 +157,8 @@ export function runReceivers(
     const attached = list[i];
     if (attached.phase !== phase) continue;
     stream.current = attached.entry;
+    const respondedBefore = stream.responded;
+    const startedAt = attached.entry.stats === undefined ? 0 : performance.now();
     let result: FilterStatus | Promise<FilterStatus>;
     try {
       result = attached.filter.onReceive(stream);
@@ -161,9 +166,12 @@ export function runReceivers(
       result = failFilter(stream, attached.entry, error);
     }
     if (typeof result !== "string") {
-      return finishReceiversAsync(filters, phase, stream, i, result);
+      return finishReceiversAsync(filters, phase, stream, i, result, startedAt, respondedBefore);
     }
     const status = settleReceiver(stream, attached.entry, phase, result);
+    if (attached.entry.stats !== undefined) {
+      count(attached.entry.stats, startedAt, respondedBefore, stream.responded, status);
+    }
     if (status !== "continue") {
       filters.endedAt = i;
       return status;
@@ -178,6 +186,8 @@ async function finishReceiversAsync(
   stream: RequestStream & ChainStream,
   index: number,
   pending: Promise<FilterStatus>,
+  startedAt: number,
+  respondedBefore: boolean,
 ): Promise<FilterStatus> {
   const entry = filters.receivers[index].entry;
   let result: FilterStatus;
@@ -187,6 +197,9 @@ async function finishReceiversAsync(
     result = failFilter(stream, entry, error);
   }
   const status = settleReceiver(stream, entry, phase, result);
+  if (entry.stats !== undefined) {
+    count(entry.stats, startedAt, respondedBefore, stream.responded, status);
+  }
   if (status !== "continue") {
     filters.endedAt = index;
     return status;
@@ -230,6 +243,7 @@ function settleReceiver(
  * `closed` logs and answers 500.
  */
 export function failFilter(stream: ChainStream, entry: FilterEntry, error: unknown): FilterStatus {
+  if (entry.stats !== undefined) entry.stats.errors++;
   const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   if (entry.failureMode === "open") {
     entry.logger.warn(
@@ -260,13 +274,19 @@ export function runSenders(
   for (let i = from; i < list.length; i++) {
     const attached = list[i];
     stream.current = attached.entry;
+    const startedAt = attached.entry.stats === undefined ? 0 : performance.now();
     let result: FilterStatus | Promise<FilterStatus>;
     try {
       result = attached.filter.append(stream);
     } catch (error) {
       result = failSender(stream, attached.entry, error);
     }
-    if (typeof result !== "string") return finishSendersAsync(filters, stream, i, result);
+    if (typeof result !== "string") {
+      return finishSendersAsync(filters, stream, i, result, startedAt);
+    }
+    if (attached.entry.stats !== undefined) {
+      count(attached.entry.stats, startedAt, false, false, result);
+    }
     if (result === "stop") return;
   }
 }
@@ -276,18 +296,22 @@ async function finishSendersAsync(
   stream: SenderStream,
   index: number,
   pending: Promise<FilterStatus>,
+  startedAt: number,
 ): Promise<void> {
+  const entry = filters.senders[index].entry;
   let result: FilterStatus;
   try {
     result = await pending;
   } catch (error) {
-    result = failSender(stream, filters.senders[index].entry, error);
+    result = failSender(stream, entry, error);
   }
+  if (entry.stats !== undefined) count(entry.stats, startedAt, false, false, result);
   if (result === "stop") return;
   await runSenders(filters, stream, index + 1);
 }
 
 function failSender(stream: SenderStream, entry: FilterEntry, error: unknown): FilterStatus {
+  if (entry.stats !== undefined) entry.stats.errors++;
   const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   if (entry.failureMode === "open") {
     entry.logger.warn(
@@ -298,4 +322,18 @@ function failSender(stream: SenderStream, entry: FilterEntry, error: unknown): F
   entry.logger.error(`Filter "${entry.name}" failed on the response (${reason}); answering 500`);
   stream.failWith500();
   return "stop";
+}
+
+/** Counts one call of a filter: its time, a `stop`, a local response it set. */
+function count(
+  stats: FilterStats,
+  startedAt: number,
+  respondedBefore: boolean,
+  respondedAfter: boolean,
+  status: FilterStatus,
+): void {
+  stats.calls++;
+  stats.time_us += (performance.now() - startedAt) * 1000;
+  if (status === "stop") stats.stops++;
+  if (respondedAfter && !respondedBefore) stats.responds++;
 }

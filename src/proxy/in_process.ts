@@ -15,6 +15,7 @@
  * @module
  */
 
+import { ListenerStats } from "../stats/scopes.ts";
 import type { RouteConfig, StreamFilterConfig, VirtualHostConfig } from "../config/types.ts";
 import type { PluginCaller } from "../filter/api.ts";
 import { buildFilterEntries, type ModuleResolver } from "../filter/build.ts";
@@ -188,6 +189,7 @@ export async function createInProcessProxy(options: InProcessOptions): Promise<I
     accessLog: options.accessLog,
     logger: logger("listener", "in-process"),
     request: options.requestPolicy,
+    stats: new ListenerStats(),
   };
   return {
     request(input, init) {

@@ -180,6 +180,8 @@ export class Http1Pool implements ConnectionPool {
     this.#timer = undefined;
     this.#timerAt = Infinity;
     for (const conn of this.#all) conn.close();
+    const stats = this.#options.stats;
+    if (stats !== undefined) { for (let i = this.#all.size; i > 0; i--) stats.disconnected(); }
     this.#all.clear();
     this.#idle.length = 0;
     const waiters = this.#pending.splice(0);
@@ -217,6 +219,7 @@ export class Http1Pool implements ConnectionPool {
         : await this.#connect(this.#hostname, this.#port);
     } catch (err) {
       this.#slots--;
+      this.#options.stats?.connectFailed();
       this.#dispatch();
       if (err instanceof UpstreamConnectError) throw err;
       throw new UpstreamConnectError(
@@ -231,6 +234,7 @@ export class Http1Pool implements ConnectionPool {
     }
     const conn = new Http1Connection(socket, this.#owner);
     this.#all.add(conn);
+    this.#options.stats?.connected();
     return conn;
   }
 
@@ -298,6 +302,7 @@ export class Http1Pool implements ConnectionPool {
   #discard(conn: Http1Connection): void {
     conn.close();
     if (!this.#all.delete(conn)) return;
+    this.#options.stats?.disconnected();
     // only busy connections and ones already taken off the idle list get here
     this.#slots--;
     this.#dispatch();

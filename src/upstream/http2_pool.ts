@@ -230,6 +230,7 @@ export class Http2Pool implements ConnectionPool {
         clearTimeout(timer);
         session.destroy();
         forget();
+        this.#options.stats?.connectFailed();
         reject(
           err instanceof UpstreamConnectError ? err : new UpstreamConnectError(
             `Cannot connect to upstream ${this.#label}: ${(err as Error).message}`,
@@ -254,6 +255,11 @@ export class Http2Pool implements ConnectionPool {
         session.off("error", fail);
         // later session errors also fail its streams, which report them
         session.on("error", ignore);
+        const stats = this.#options.stats;
+        if (stats !== undefined) {
+          stats.connected();
+          session.once("close", () => stats.disconnected());
+        }
         resolve(session);
       });
     });

@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { HostStats } from "../stats/scopes.ts";
+
 /** A request to send upstream. Headers are already cleaned of hop-by-hop fields. */
 export interface UpstreamRequest {
   method: string;
@@ -63,6 +65,8 @@ export interface PoolOptions {
   /** Concurrent connections; more requests wait, up to `maxPendingRequests`. */
   maxConnections: number;
   maxPendingRequests: number;
+  /** Counts the pool's connections: opened, closed, failed connects. */
+  stats?: HostStats;
 }
 
 /** No connection to the upstream could be made (refused, unreachable, connect timeout). */

@@ -7,10 +7,11 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import type { MosaicConfig } from "../config/types.ts";
+import type { LogLevel, MosaicConfig } from "../config/types.ts";
 import type { PluginCaller } from "../filter/api.ts";
 import { logger } from "../log/logger.ts";
 import { sumCounters } from "./counters.ts";
+import { type StatsSnapshot, sumStats } from "../stats/snapshot.ts";
 import {
   type CounterSnapshot,
   errorData,
@@ -208,6 +209,28 @@ export class WorkerPool {
       workers,
       total: sumCounters(workers.flatMap((w) => "counters" in w && w.counters ? [w.counters] : [])),
     };
+  }
+
+  /** Makes every worker log at `level` from now on (until the process stops). */
+  setLogLevel(level: LogLevel): void {
+    for (const slot of this.#slots) {
+      if (slot.worker !== undefined) this.#post(slot.worker, { type: "log_level", level });
+    }
+  }
+
+  /**
+   * Every running worker's stats, summed (counters, gauges and histograms alike). A
+   * worker that does not answer within `timeoutMs` is left out.
+   */
+  async stats(timeoutMs = 1000): Promise<StatsSnapshot> {
+    const answers = await Promise.all(this.#slots.map(async (slot) => {
+      if (slot.state !== "running") return undefined;
+      const id = this.#nextId++;
+      const answer = await this.#request(slot, { type: "stats", id }, id, timeoutMs)
+        .catch(() => undefined);
+      return answer?.type === "done" ? answer.stats : undefined;
+    }));
+    return sumStats(answers.filter((s): s is StatsSnapshot => s !== undefined));
   }
 
   /**

@@ -7,6 +7,8 @@
  */
 
 import type { PluginRequest, PluginResponse } from "../filter/api.ts";
+import type { StatsSnapshot } from "../stats/snapshot.ts";
+import type { LogLevel } from "../config/types.ts";
 
 /** An error as it crosses a thread: structured clone keeps no class. */
 export interface ErrorData {
@@ -38,6 +40,8 @@ export type ToWorker =
   | { type: "shutdown"; drainTimeoutMs: number }
   /** Report this worker's counters. */
   | { type: "stats"; id: number }
+  /** Log at `level` from now on (the admin API's log level update). */
+  | { type: "log_level"; level: LogLevel }
   /** The answer of a plugin call the worker made. */
   | { type: "plugin_result"; id: number; response?: PluginResponse; error?: ErrorData };
 
@@ -46,7 +50,14 @@ export type FromWorker =
   /** The runtime is up; the bound address of every listener. */
   | { type: "started"; addresses: Record<string, { hostname: string; port: number }> }
   /** An answer to `prepare`, `commit`, `discard`, `shutdown` or `stats`. */
-  | { type: "done"; id: number; error?: ErrorData; counters?: CounterSnapshot }
+  | {
+    type: "done";
+    id: number;
+    error?: ErrorData;
+    counters?: CounterSnapshot;
+    /** The answer to `stats`: every stat of the worker (listeners, clusters, filters…). */
+    stats?: StatsSnapshot;
+  }
   /** A filter or certificate provider of the worker calls a plugin. */
   | {
     type: "plugin_call";

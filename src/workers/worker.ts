@@ -14,6 +14,7 @@ import type { ModuleResolver } from "../filter/build.ts";
 import { configureLogging, logger } from "../log/logger.ts";
 import { type PreparedGeneration, Runtime } from "../server/runtime.ts";
 import { threadCounters } from "./counters.ts";
+import { threadStats } from "../stats/scopes.ts";
 import { errorData, type FromWorker, INIT_ID, SHUTDOWN_ID, type ToWorker } from "./protocol.ts";
 import { RemotePluginCaller } from "./remote_plugins.ts";
 
@@ -54,6 +55,8 @@ export function serveWorker(setup: WorkerSetup): void {
   let file = "";
   let ports: Record<string, number> = {};
   let runtime: Runtime | undefined;
+  let logLevel: MosaicConfig["logLevel"] | undefined;
+  let logPath = "stderr";
 
   const parse = (text: string) =>
     withPorts(parseConfig(text, file, setup.loadOptions).config, ports);
@@ -65,7 +68,8 @@ export function serveWorker(setup: WorkerSetup): void {
         ({ index, file, ports } = message);
         try {
           const config = parse(message.text);
-          configureLogging(config.logLevel, config.logPath, { worker: index });
+          logPath = config.logPath;
+          configureLogging(logLevel ?? config.logLevel, logPath, { worker: index });
           runtime = await Runtime.start(config, {
             plugins,
             resolveModule: setup.resolveModule,
@@ -98,7 +102,10 @@ export function serveWorker(setup: WorkerSetup): void {
         prepared.delete(message.id);
         try {
           if (next === undefined) throw new Error(`No prepared config ${message.id}`);
-          configureLogging(next.config.logLevel, next.config.logPath, { worker: index });
+          // A reload sets the config's level again, as in the main thread.
+          logPath = next.config.logPath;
+          logLevel = undefined;
+          configureLogging(next.config.logLevel, logPath, { worker: index });
           await runtime!.commit(next.generation);
           threadCounters.add("reloads");
           post({ type: "done", id: message.id });
@@ -128,10 +135,19 @@ export function serveWorker(setup: WorkerSetup): void {
         return;
       }
       case "stats":
-        post({ type: "done", id: message.id, counters: threadCounters.snapshot() });
+        post({
+          type: "done",
+          id: message.id,
+          counters: threadCounters.snapshot(),
+          stats: threadStats.snapshot(),
+        });
         return;
       case "plugin_result":
         plugins.answer(message.id, message.response, message.error);
+        return;
+      case "log_level":
+        logLevel = message.level;
+        configureLogging(logLevel, logPath, { worker: index });
         return;
     }
   }
@@ -141,7 +157,9 @@ export function serveWorker(setup: WorkerSetup): void {
   let queue = Promise.resolve();
   scope.onmessage = (event) => {
     const message = event.data;
-    if (message.type === "plugin_result" || message.type === "stats") {
+    if (
+      message.type === "plugin_result" || message.type === "stats" || message.type === "log_level"
+    ) {
       handle(message);
       return;
     }
