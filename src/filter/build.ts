@@ -13,11 +13,13 @@ import type {
   ParseFilterConfig,
   PluginCaller,
   StreamFilterFactory,
-} from "./api.ts";
+} from "../contract/filter.ts";
 import { isFilterConfigError } from "../config/filter_config.ts";
 import type { FilterEntry } from "./chain.ts";
 import { getStreamFilter, registeredFilterTypes } from "./registry.ts";
 import { filterLogger } from "../log/logger.ts";
+import { filterMetrics } from "../stats/metrics.ts";
+import { threadStats } from "../stats/scopes.ts";
 
 /** A stream filter could not be created. */
 export class FilterLoadError extends Error {
@@ -78,6 +80,7 @@ async function buildFilterEntry(
     configFile: options.configFile,
     logger,
     plugins: options.plugins,
+    metrics: filterMetrics(options.listener, filter.name),
   };
   let factory: StreamFilterFactory;
   try {
@@ -108,6 +111,7 @@ async function buildFilterEntry(
     failureMode: filter.failureMode,
     factory,
     logger,
+    stats: threadStats.filter(options.listener, filter.name),
   };
 }
 

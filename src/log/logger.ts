@@ -13,7 +13,7 @@ import {
   type LogRecord,
   resetSync,
 } from "@logtape/logtape";
-import type { FilterLogger } from "../filter/api.ts";
+import type { FilterLogger } from "../contract/filter.ts";
 import type { LogLevel } from "../config/types.ts";
 
 const encoder = new TextEncoder();

@@ -1,8 +1,8 @@
 /**
- * One process sandbox seen from the host: a child `deno run` with exactly the sandbox's
- * permissions, running `runner.ts`. Starts it, tracks its calls with their timeouts,
- * answers its body and plugin requests, forwards its stderr to the filter's log, and
- * kills it.
+ * The process runtime's transport: one process sandbox seen from the host, a child
+ * `deno run` with exactly the sandbox's permissions, running `runner.ts`. Starts it,
+ * carries the supervisor's messages as frames over its pipes, forwards its stderr to the
+ * filter's log, and kills it; calls, deadlines, pings and restarts are the supervisor's.
  *
  * The transport is length-prefixed frames over the child's stdin and stdout
  * (`frames.ts`), not the plugin framework's gRPC `Plugin/Call`, for three reasons:
@@ -20,22 +20,24 @@
  *
  * From the plugin framework it keeps the rest: stdin piped (the child exits on EOF, so
  * no orphan outlives a killed host), stderr logged line by line with the last lines kept
- * to explain an exit, per-call timeouts, and kill-and-restart (in `factory.ts`).
+ * to explain an exit, per-call timeouts, and kill-and-restart (in `../supervisor/`).
  *
  * @module
  */
 
-import type { FilterLogger, PluginCaller } from "../../filter/api.ts";
 import { LineReader, LineRing } from "../../plugin/lines.ts";
 import { describeExit, type ExitInfo } from "../../plugin/process.ts";
 import { withTimeout } from "../../plugin/timer.ts";
-import { FilterPeerBase } from "../proxy/peer.ts";
-import { SandboxTimeoutError } from "../sandbox/errors.ts";
-import type { HostMessage, ReceiveMessage, SendMessage } from "../sandbox/protocol.ts";
-import { SandboxProcessError } from "./errors.ts";
+import { SandboxError, SandboxTimeoutError } from "../supervisor/errors.ts";
+import { FilterPeerBase, type PeerOwner } from "../supervisor/peer.ts";
+import type {
+  GuestMessage,
+  HostMessage,
+  ReceiveMessage,
+  SendMessage,
+} from "../supervisor/protocol.ts";
 import type { ChildGrants } from "./flags.ts";
 import { encodeFrame, FrameDecoder } from "./frames.ts";
-import type { ChildMessage } from "./protocol.ts";
 
 const RUNNER = new URL("./runner.ts", import.meta.url).href;
 /** How many stderr lines are kept to explain a child that died. */
@@ -55,28 +57,12 @@ export interface SandboxChildSpec {
   filterName: string;
 }
 
-/** What a child reports to its owner. */
-export interface SandboxChildHost {
-  /** The filter's logger: the child's log lines and stderr go here. */
-  readonly logger: FilterLogger;
-  /** Serves the filter's plugin calls. */
-  readonly plugins: PluginCaller;
-  /** A call ran out of time. */
-  timedOut(child: SandboxChild): void;
-  /** The child ended by itself after it loaded (exit, crash, broken stdout). */
-  ended(child: SandboxChild, reason: string): void;
-}
-
 /** A child process running one sandboxed filter module. */
-export class SandboxChild extends FilterPeerBase {
+export class ChildPeer extends FilterPeerBase {
   /** The child's process id. */
   readonly pid: number;
-  /** When it was started, from `performance.now()`. */
-  readonly startedAt: number = performance.now();
   /** Resolves once the child exited and its pipes are closed; never rejects. */
   readonly exited: Promise<ExitInfo>;
-  /** Receives logs, timeouts and ends. */
-  host: SandboxChildHost;
   #spec: SandboxChildSpec;
   #process: Deno.ChildProcess;
   #stdin: WritableStreamDefaultWriter<Uint8Array>;
@@ -86,10 +72,9 @@ export class SandboxChild extends FilterPeerBase {
    *
    * @throws {Error} When the process cannot be spawned (no `--allow-run` for Deno).
    */
-  constructor(spec: SandboxChildSpec, generation: number, host: SandboxChildHost) {
-    super(generation, "timer");
+  constructor(spec: SandboxChildSpec, generation: number, host: PeerOwner) {
+    super(generation, host);
     this.#spec = spec;
-    this.host = host;
     this.#process = new Deno.Command(denoExecutable(), {
       args: [
         "run",
@@ -126,6 +111,16 @@ export class SandboxChild extends FilterPeerBase {
     this.exited.then((exit) => this.#onExit(exit));
   }
 
+  /** `process (pid 1234)`. */
+  get label(): string {
+    return `process (pid ${this.pid})`;
+  }
+
+  /** Resolves once the child exited. */
+  get gone(): Promise<unknown> {
+    return this.exited;
+  }
+
   /**
    * Lets the factory's `destroy()` and the streams' `onDestroy` run, closes the child's
    * stdin (it exits on EOF), and kills it if it is still there after `timeoutMs`.
@@ -133,7 +128,7 @@ export class SandboxChild extends FilterPeerBase {
   async close(timeoutMs: number): Promise<void> {
     await this.closeHandshake(timeoutMs);
     this.end(
-      new SandboxProcessError(`The sandbox process of module ${this.#spec.module} was closed`),
+      new SandboxError(`The sandbox process of module ${this.#spec.module} was closed`),
     );
     await this.#stdin.close().catch(() => {});
     if (await withTimeout(this.exited, timeoutMs) === undefined) this.#signal("SIGKILL");
@@ -160,19 +155,19 @@ export class SandboxChild extends FilterPeerBase {
   #onExit(exit: ExitInfo): void {
     if (this.ended !== undefined) return; // killed or closed by the host
     const how = describeExit(exit);
-    const reason = new SandboxProcessError(
-      `The sandbox process of module ${this.#spec.module} (pid ${this.pid}) ${how}`,
+    this.endedByItself(
+      new SandboxError(
+        `The sandbox process of module ${this.#spec.module} (pid ${this.pid}) ${how}`,
+      ),
+      how,
     );
-    const started = this.initialized;
-    this.end(reason);
-    if (started) this.host.ended(this, how);
   }
 
   async #read(): Promise<void> {
     const frames = new FrameDecoder();
     const deliver = (data: unknown) => {
-      if (!Array.isArray(data)) this.receive(data as ChildMessage);
-      else for (const message of data) this.receive(message as ChildMessage);
+      if (!Array.isArray(data)) this.receive(data as GuestMessage);
+      else for (const message of data) this.receive(message as GuestMessage);
     };
     try {
       for await (const chunk of this.#process.stdout) frames.push(chunk, deliver);
@@ -181,29 +176,27 @@ export class SandboxChild extends FilterPeerBase {
       // The module wrote to file descriptor 1 by other means than the runner's frames.
       const how = `broke its stdout channel (${(error as Error).message}); a ` +
         `process-sandboxed filter must log through its logger or console`;
-      const started = this.initialized;
-      this.kill(
-        new SandboxProcessError(
+      this.endedByItself(
+        new SandboxError(
           `The sandbox process of module ${this.#spec.module} (pid ${this.pid}) ${how}`,
         ),
+        how,
       );
-      if (started) this.host.ended(this, how);
     }
   }
 
   /** The timeout of a call, naming the filter, its module and the process. */
-  protected timeoutError(timeoutMs: number): Error {
+  protected timeoutError(timeoutMs: number): SandboxTimeoutError {
     return new SandboxTimeoutError(
       `Sandboxed filter "${this.#spec.filterName}" (module ${this.#spec.module}, process ${this.pid}) did not answer within ${timeoutMs} ms`,
     );
   }
 
-  /** Tells the factory, which pings the child to see whether it is stuck. */
-  protected timedOut(): void {
-    this.host.timedOut(this);
-  }
-
-  /** Writes a batch as one frame (the Worker sandbox batches its messages the same way). */
+  /**
+   * Writes a batch as one frame. One write is in flight at a time: batches made while it
+   * runs wait and go together in the next one, so a busy host wakes the child once per
+   * write, not once per batch.
+   */
   protected write(batch: HostMessage[]): void {
     let frame: Uint8Array | undefined;
     try {
@@ -211,8 +204,30 @@ export class SandboxChild extends FilterPeerBase {
     } catch {
       frame = this.#encodeEach(batch);
     }
+    if (frame === undefined) return;
+    if (this.#writing) {
+      this.#waiting.push(frame);
+      return;
+    }
+    this.#writeNow(frame);
+  }
+
+  #writing = false;
+  #waiting: Uint8Array[] = [];
+
+  #writeNow(frame: Uint8Array): void {
+    this.#writing = true;
     // A write fails only when the child is gone, which the exit watcher reports.
-    if (frame !== undefined) this.#stdin.write(frame).catch(() => {});
+    this.#stdin.write(frame).then(() => {
+      this.#writing = false;
+      if (this.#waiting.length === 0) return;
+      const frames = this.#waiting;
+      this.#waiting = [];
+      this.#writeNow(frames.length === 1 ? frames[0] : concat(frames));
+    }, () => {
+      this.#writing = false;
+      this.#waiting = [];
+    });
   }
 
   /**
@@ -251,6 +266,18 @@ function dropOpaqueMetadata(message: ReceiveMessage | SendMessage): void {
       return false;
     }
   });
+}
+
+function concat(frames: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const frame of frames) length += frame.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const frame of frames) {
+    out.set(frame, offset);
+    offset += frame.length;
+  }
+  return out;
 }
 
 function denoExecutable(): string {

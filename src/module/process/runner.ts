@@ -1,7 +1,7 @@
 /**
  * The main module of a process sandbox: `deno run <the sandbox's flags> runner.ts
  * <module URL> <export> <grants to revoke>`. It imports the filter module, then serves
- * the host's calls with the Worker sandbox's own filter side ({@linkcode sandboxWorkerMain}),
+ * the host's calls with the guest every sandbox runs ({@linkcode sandboxWorkerMain}),
  * its messages carried as frames over stdin and stdout instead of `postMessage`.
  *
  * The module is imported with `import()`, so Deno checks its whole module graph, and
@@ -22,8 +22,8 @@
  * @module
  */
 
-import { sandboxWorkerMain } from "../sandbox/worker_main.ts";
-import type { RemoteError } from "../sandbox/protocol.ts";
+import { sandboxWorkerMain } from "../guest/main.ts";
+import type { RemoteError } from "../supervisor/protocol.ts";
 import { encodeFrame, FrameDecoder } from "./frames.ts";
 
 const stdout = Deno.stdout;

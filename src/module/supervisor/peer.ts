@@ -1,9 +1,10 @@
 /**
- * What the Worker handle and the child-process handle share: the calls in flight with
- * their deadlines, pings, the `close` handshake, batching of outgoing messages, the
- * answers to the peer's body and plugin requests, and failing everything once the peer
- * ends. A subclass supplies the transport (how a batch is written, where messages come
- * from) and how the peer is ended.
+ * One running guest (a Worker or a child process) seen from the host, whatever carries
+ * its messages: the calls in flight with their deadlines (one sweep per peer, no timer
+ * per call), pings, the `close` handshake, batching of outgoing messages, the answers to
+ * the guest's body and plugin requests, and failing everything once the peer ends. A
+ * runtime's subclass supplies the transport (how a batch is written, where messages come
+ * from) and how the peer is stopped; the supervisor (`supervisor.ts`) decides when.
  *
  * @module
  */
@@ -14,44 +15,39 @@ import type {
   PluginRequest,
   RequestStream,
   ResponseStream,
-} from "../../filter/api.ts";
-import { SandboxedFilterError } from "../sandbox/errors.ts";
+} from "../../contract/filter.ts";
+import { SandboxedFilterError, type SandboxTimeoutError } from "./errors.ts";
 import type {
   DoneMessage,
+  GuestMessage,
+  GuestRequest,
   HostMessage,
   InitMessage,
   LoadedMessage,
   ReceiveMessage,
   RemoteError,
   SendMessage,
-  WorkerRequest,
-} from "../sandbox/protocol.ts";
-import type { ChildMessage } from "../process/protocol.ts";
+} from "./protocol.ts";
 
-/** What every peer needs from its owner. */
+/** What a peer reports to its owner (the supervisor, or the loader while it loads). */
 export interface PeerOwner {
   /** The filter's logger; the peer's log lines go here. */
   readonly logger: FilterLogger;
   /** Serves the filter's plugin calls. */
   readonly plugins: PluginCaller;
+  /** Calls of `peer` ran out of time. */
+  timedOut(peer: FilterPeerBase): void;
+  /** `peer` ended by itself after it was initialized (crash, exit, broken channel). */
+  ended(peer: FilterPeerBase, reason: string): void;
 }
-
-/**
- * How calls run out of time: `sweep`, one interval per peer while calls are pending (a
- * tenth of the timeout, 5 to 100 ms), which costs less than a timer per call; `timer`, a
- * timer per call, exact to the millisecond.
- */
-export type DeadlineMode = "sweep" | "timer";
 
 /** One filter call in flight. */
 export interface PendingCall {
   resolve(done: DoneMessage): void;
   reject(error: Error): void;
   stream: RequestStream | ResponseStream;
-  /** `performance.now()` past which the call fails (sweep); Infinity while the host reads a body. */
+  /** `performance.now()` past which the call fails; Infinity while the host reads a body. */
   deadline: number;
-  /** The call's own timer (timer mode). */
-  timer: ReturnType<typeof setTimeout> | undefined;
   timeoutMs: number;
 }
 
@@ -59,9 +55,10 @@ export interface PendingCall {
 export abstract class FilterPeerBase {
   /** Counts the peers of one factory: a stream's instances live in one generation. */
   readonly generation: number;
-  /** Receives logs and plugin calls (and, in subclasses, timeouts and ends). */
-  abstract host: PeerOwner;
-  readonly #mode: DeadlineMode;
+  /** When it was started, from `performance.now()`. */
+  readonly startedAt: number = performance.now();
+  /** Receives logs, plugin calls, timeouts and ends. */
+  host: PeerOwner;
   #loaded = Promise.withResolvers<LoadedMessage>();
   #ready: PromiseWithResolvers<void> | undefined;
   #calls = new Map<number, PendingCall>();
@@ -72,11 +69,29 @@ export abstract class FilterPeerBase {
   #sweeper: ReturnType<typeof setInterval> | undefined;
 
   /** Sets up the bookkeeping of peer `generation`; the subclass starts the peer. */
-  constructor(generation: number, mode: DeadlineMode) {
+  constructor(generation: number, host: PeerOwner) {
     this.generation = generation;
-    this.#mode = mode;
+    this.host = host;
     this.#loaded.promise.catch(() => {});
   }
+
+  /** What the peer is, for messages: `Worker`, `process (pid 1234)`. */
+  abstract get label(): string;
+
+  /** Resolves once the peer is gone (its thread ended, its process exited); never rejects. */
+  abstract get gone(): Promise<unknown>;
+
+  /**
+   * Stops the peer now and fails its calls with `reason`: a child process is killed
+   * (SIGKILL), a Worker terminated. Await {@linkcode FilterPeerBase.gone}.
+   */
+  abstract kill(reason: Error): void;
+
+  /**
+   * Lets the factory's `destroy()` and the streams' `onDestroy` run (at most
+   * `timeoutMs`), then stops the peer and waits until it is gone.
+   */
+  abstract close(timeoutMs: number): Promise<void>;
 
   /** Resolves once the module is imported, with what it exports; rejects with the cause. */
   loaded(): Promise<LoadedMessage> {
@@ -108,7 +123,6 @@ export abstract class FilterPeerBase {
       reject,
       stream,
       deadline: Infinity,
-      timer: undefined,
       timeoutMs,
     };
     this.#calls.set(id, pending);
@@ -153,10 +167,7 @@ export abstract class FilterPeerBase {
   protected abstract write(batch: HostMessage[]): void;
 
   /** The error of a call that ran out of `timeoutMs`. */
-  protected abstract timeoutError(timeoutMs: number): Error;
-
-  /** Tells the owner that calls ran out of time. */
-  protected abstract timedOut(): void;
+  protected abstract timeoutError(timeoutMs: number): SandboxTimeoutError;
 
   /**
    * Lets the factory's `destroy()` and the streams' `onDestroy` run: sends `close` and
@@ -183,7 +194,6 @@ export abstract class FilterPeerBase {
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
     for (const [id, pending] of this.#calls) {
-      clearTimeout(pending.timer);
       this.#calls.delete(id);
       pending.reject(reason);
     }
@@ -192,19 +202,32 @@ export abstract class FilterPeerBase {
     return true;
   }
 
+  /**
+   * Stops the peer after it ended by itself (crashed, exited, broke its channel): fails
+   * everything with `reason`, and tells the owner when it had been initialized (before
+   * that, it is a load failure, which `loaded()` or `init()` reports).
+   */
+  protected endedByItself(reason: Error, how: string): void {
+    const started = this.initialized;
+    const first = this.#ended === undefined;
+    this.kill(reason);
+    if (first && started) this.host.ended(this, how);
+  }
+
   /** Fails call `id` alone (its message could not be sent), if it is still pending. */
   protected failCall(id: number, error: Error): void {
     const pending = this.#calls.get(id);
     if (pending === undefined) return;
     this.#calls.delete(id);
-    clearTimeout(pending.timer);
     pending.reject(error);
   }
 
   /**
-   * Queues a message; everything queued in one turn of the event loop goes in one write.
-   * Under load that saves most of the cost of a call: waking the peer costs more than
-   * copying the message.
+   * Queues a message; everything queued in one task goes in one write. Waking the peer is
+   * most of what a call costs (measured on Deno 2.9.6, 2 busy cores: a Worker's
+   * `postMessage` about 10 µs of the host's thread, a pipe write to a child about 25 µs).
+   * Deferring the write further, to the end of the event loop's turn (`setImmediate`),
+   * measured slower at 50 connections: a turn of Mosaic's loop mostly serves one socket.
    */
   protected post(message: HostMessage): void {
     if (this.#outbox.push(message) === 1) queueMicrotask(this.#flush);
@@ -217,13 +240,12 @@ export abstract class FilterPeerBase {
   };
 
   /** Handles one message from the peer. */
-  protected receive(message: ChildMessage): void {
+  protected receive(message: GuestMessage): void {
     switch (message.t) {
       case "done": {
         const pending = this.#calls.get(message.id);
         if (pending === undefined) return;
         this.#calls.delete(message.id);
-        clearTimeout(pending.timer);
         pending.resolve(message);
         return;
       }
@@ -256,7 +278,7 @@ export abstract class FilterPeerBase {
     }
   }
 
-  #serve(request: WorkerRequest): void {
+  #serve(request: GuestRequest): void {
     let work: Promise<unknown>;
     if (request.kind === "plugin") {
       work = this.host.plugins.call(request.name, request.request as PluginRequest, {
@@ -268,7 +290,6 @@ export abstract class FilterPeerBase {
         work = Promise.reject(new Error("body() was called after the filter call ended"));
       } else {
         // The time the client takes to send its body is not the filter's.
-        clearTimeout(pending.timer);
         pending.deadline = Infinity;
         work = pending.stream.body({ maxBytes: request.maxBytes }).finally(() => {
           if (this.#calls.get(request.call) === pending) this.#arm(request.call, pending);
@@ -287,25 +308,20 @@ export abstract class FilterPeerBase {
     );
   }
 
-  /** Starts the call's clock. */
-  #arm(id: number, pending: PendingCall): void {
-    if (this.#mode === "sweep") {
-      pending.deadline = performance.now() + pending.timeoutMs;
-      this.#sweeper ??= setInterval(
-        this.#sweep,
-        Math.max(5, Math.min(100, pending.timeoutMs / 10)),
-      );
-      return;
-    }
-    pending.timer = setTimeout(() => {
-      if (this.#calls.get(id) !== pending) return;
-      this.#calls.delete(id);
-      pending.reject(this.timeoutError(pending.timeoutMs));
-      this.timedOut();
-    }, pending.timeoutMs);
+  /**
+   * Starts the call's clock: one interval per peer while calls are pending (a tenth of
+   * the timeout, 5 to 100 ms) fails the late ones, which costs less than a timer per
+   * call.
+   */
+  #arm(_id: number, pending: PendingCall): void {
+    pending.deadline = performance.now() + pending.timeoutMs;
+    this.#sweeper ??= setInterval(
+      this.#sweep,
+      Math.max(5, Math.min(100, pending.timeoutMs / 10)),
+    );
   }
 
-  /** Fails the calls past their deadline (sweep mode). */
+  /** Fails the calls past their deadline. */
   #sweep = (): void => {
     if (this.#calls.size === 0) {
       clearInterval(this.#sweeper);
@@ -320,7 +336,7 @@ export abstract class FilterPeerBase {
       late = true;
       pending.reject(this.timeoutError(pending.timeoutMs));
     }
-    if (late) this.timedOut();
+    if (late) this.host.timedOut(this);
   };
 }
 

@@ -1,10 +1,10 @@
 /**
- * The host side of an out-of-process filter, shared by the Worker sandbox and the
- * process sandbox: per-stream filters that turn each `onReceive`/`append` into a
+ * The host side of an out-of-process filter, the same for every runtime (Worker, child
+ * process): per-stream filters that turn each `onReceive`/`append` into a
  * `receive`/`send` message to the peer (Worker or child) that holds the module's own
  * filters, and apply its answer to the stream, so the chain (statuses, `failure_mode`,
  * `onDestroy`) treats them like any filter. Starting, replacing and closing the peer
- * stays with each sandbox's factory.
+ * is the supervisor's (`supervisor.ts`).
  *
  * @module
  */
@@ -17,7 +17,7 @@ import type {
   RequestStream,
   ResponseStream,
   SenderFilter,
-} from "../../filter/api.ts";
+} from "../../contract/filter.ts";
 import {
   type DoneMessage,
   type HostTuple,
@@ -30,7 +30,7 @@ import {
   SHAPE_BEFORE_ROUTE,
   SHAPE_DESTROY,
   SHAPE_SENDER,
-} from "../sandbox/protocol.ts";
+} from "./protocol.ts";
 
 const PHASE_BIT: Record<ReceivePhase, number> = {
   before_route: SHAPE_BEFORE_ROUTE,

@@ -1,16 +1,17 @@
 /**
- * The messages between a sandboxed filter's host-side proxy and its Worker. One call of
- * `onReceive` or `append` is one `receive`/`send` message and one `done`/`failed`
- * answer; the body and plugin calls are asked for by the Worker only when the filter
- * makes them. Field names are short and values flat because every request pays for
- * their structured clone.
+ * The messages between a sandboxed filter's host-side proxy and its guest (the filter
+ * side, in a Worker or a child process: the same messages for both, carried by
+ * `postMessage` or by frames over pipes). One call of `onReceive` or `append` is one
+ * `receive`/`send` message and one `done`/`failed` answer; the body and plugin calls are
+ * asked for by the guest only when the filter makes them. Field names are short and
+ * values flat because every request pays for their copy.
  *
  * @module
  */
 
-import type { ReceivePhase } from "../../filter/api.ts";
+import type { ReceivePhase } from "../../contract/filter.ts";
 
-/** A bit per place a stream's filter instances were added in the Worker. */
+/** A bit per place a stream's filter instances were added in the guest. */
 export const SHAPE_BEFORE_ROUTE = 1;
 /** The stream has a receiver in `after_route`. */
 export const SHAPE_AFTER_ROUTE = 2;
@@ -21,13 +22,13 @@ export const SHAPE_SENDER = 8;
 /** Some instance of the stream has `onDestroy`: the host must send `destroy`. */
 export const SHAPE_DESTROY = 16;
 
-/** An error thrown in the Worker, as far as it survives the trip. */
+/** An error thrown in the guest, as far as it survives the trip. */
 export interface RemoteError {
   /** The error's `name`, e.g. `NotCapable`. */
   name: string;
   /** The error's message. */
   message: string;
-  /** The stack in the Worker, if there was one. */
+  /** The stack in the guest, if there was one. */
   stack?: string;
 }
 
@@ -43,7 +44,7 @@ export interface MetadataDiff {
   del: string[];
 }
 
-/** What the Worker is told once it loaded the module: make the factory. */
+/** What the guest is told once it loaded the module: make the factory. */
 export interface InitMessage {
   /** The message kind. */
   t: "init";
@@ -59,7 +60,7 @@ export interface InitMessage {
 
 /** Fields every filter call carries. */
 export interface CallBase {
-  /** Call id, unique per Worker. */
+  /** Call id, unique per guest. */
   id: number;
   /** Stream id, unique per factory. */
   sid: number;
@@ -107,11 +108,11 @@ export interface SendMessage extends CallBase {
   request: [string, string, [string, string][], string, number];
 }
 
-/** Answers a Worker's request (a body read or a plugin call). */
+/** Answers a guest's request (a body read or a plugin call). */
 export interface ReplyMessage {
   /** The message kind. */
   t: "reply";
-  /** The id of the Worker's request. */
+  /** The id of the guest's request. */
   id: number;
   /** True when `value` holds the answer, false when `error` does. */
   ok: boolean;
@@ -165,8 +166,8 @@ export interface DoneMessage {
   rstatus?: number;
 }
 
-/** A request from the Worker on behalf of a running call. */
-export type WorkerRequest =
+/** A request from the guest on behalf of a running call. */
+export type GuestRequest =
   | { t: "request"; id: number; call: number; kind: "body"; maxBytes: number | undefined }
   | {
     t: "request";
@@ -178,14 +179,23 @@ export type WorkerRequest =
     timeoutMs: number | undefined;
   };
 
-/** Everything the Worker sends. */
-export type WorkerMessage =
+/** The guest could not import the module (a child process exits after sending this). */
+export interface LoadFailedMessage {
+  /** The message's kind. */
+  t: "load_failed";
+  /** What `import()` threw. */
+  error: RemoteError;
+}
+
+/** Everything the guest sends. */
+export type GuestMessage =
   | LoadedMessage
+  | LoadFailedMessage
   | { t: "ready" }
   | { t: "init_failed"; error: RemoteError }
   | DoneMessage
   | { t: "failed"; id: number; error: RemoteError }
-  | WorkerRequest
+  | GuestRequest
   | {
     t: "log";
     level: "debug" | "info" | "warn" | "error";

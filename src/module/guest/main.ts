@@ -1,12 +1,18 @@
 /**
- * The Worker side of a sandboxed filter. {@linkcode sandboxWorkerMain} is not imported
- * by the Worker: its source text is put in the Worker's entry script (a `data:` URL that
- * statically imports the filter module, see `entry.ts`), so the Worker reads nothing
- * from disk but the filter module, and needs no read grant on Mosaic's own files. That
- * is why the function is self-contained: it may use nothing from its own module but
- * types.
+ * The guest: the filter side of every out-of-process runtime, the same code in a Worker
+ * and in a child process. It speaks the supervisor's protocol through
+ * `globalThis.postMessage`/`onmessage`, which a Worker has and the process runner
+ * (`../process/runner.ts`) provides over pipes.
  *
- * In the Worker, a filter sees the same `RequestStream`/`ResponseStream` as in process:
+ * A Worker does not import this module: {@linkcode sandboxWorkerMain}'s source text is
+ * put in the Worker's entry script (a `data:` URL that statically imports the filter
+ * module, see `../worker/entry.ts`), so the Worker reads nothing from disk but the filter
+ * module and needs no read grant on Mosaic's own files (a Worker's static imports are
+ * checked against the process's `--allow-read`, which under narrow flags does not cover
+ * Mosaic's folder). That is why the function is self-contained: it may use nothing from
+ * its own module but types.
+ *
+ * In the guest, a filter sees the same `RequestStream`/`ResponseStream` as in process:
  * headers, path, metadata, config, route, host and logger come with each call; `body()`
  * and plugin calls ask the host when the filter makes them; changes go back with the
  * call's answer.
@@ -28,18 +34,18 @@ import type {
   RouteInfo,
   SenderFilter,
   StreamFilterFactory,
-} from "../../filter/api.ts";
+} from "../../contract/filter.ts";
 import type {
   DoneMessage,
+  GuestMessage,
+  GuestRequest,
   HostMessage,
   InitMessage,
   MetadataDiff,
   ReceiveMessage,
   RemoteError,
   SendMessage,
-  WorkerMessage,
-  WorkerRequest,
-} from "./protocol.ts";
+} from "../supervisor/protocol.ts";
 
 /**
  * Runs in the Worker once the filter module is imported: reports its exports, makes the
@@ -59,15 +65,15 @@ export function sandboxWorkerMain(namespace: Record<string, unknown>, exportName
   const SHAPE_DESTROY = 16;
   const encoder = new TextEncoder();
   const scope = globalThis as unknown as {
-    postMessage(message: WorkerMessage[], transfer?: Transferable[]): void;
+    postMessage(message: GuestMessage[], transfer?: Transferable[]): void;
     onmessage: ((event: MessageEvent<HostMessage[]>) => void) | null;
     addEventListener(type: string, listener: (event: Event) => void): void;
   };
 
   // Everything posted in one turn goes in one message (see the host's `#post`).
-  let outbox: WorkerMessage[] = [];
+  let outbox: GuestMessage[] = [];
 
-  function post(message: WorkerMessage): void {
+  function post(message: GuestMessage): void {
     if (outbox.push(message) === 1) queueMicrotask(flush);
   }
 
@@ -82,7 +88,7 @@ export function sandboxWorkerMain(namespace: Record<string, unknown>, exportName
   }
 
   /** Posts one message of a batch that could not be copied as a whole. */
-  function postAlone(message: WorkerMessage): void {
+  function postAlone(message: GuestMessage): void {
     try {
       scope.postMessage([message]);
     } catch (error) {
@@ -143,12 +149,12 @@ export function sandboxWorkerMain(namespace: Record<string, unknown>, exportName
   let nextRequest = 0;
   const waiting = new Map<number, PromiseWithResolvers<unknown>>();
 
-  type Ask = WorkerRequest extends infer R ? R extends unknown ? Omit<R, "id"> : never : never;
+  type Ask = GuestRequest extends infer R ? R extends unknown ? Omit<R, "id"> : never : never;
   function ask(message: Ask): Promise<unknown> {
     const id = ++nextRequest;
     const pending = Promise.withResolvers<unknown>();
     waiting.set(id, pending);
-    post({ ...message, id } as WorkerMessage);
+    post({ ...message, id } as GuestMessage);
     return pending.promise;
   }
 
@@ -246,7 +252,7 @@ export function sandboxWorkerMain(namespace: Record<string, unknown>, exportName
     }
   }
 
-  class WorkerRequestStream implements RequestStream {
+  class GuestRequestStream implements RequestStream {
     readonly phase: ReceivePhase;
     readonly method: string;
     readonly headers: TrackedHeaders;
@@ -408,7 +414,7 @@ export function sandboxWorkerMain(namespace: Record<string, unknown>, exportName
   async function receive(message: ReceiveMessage): Promise<void> {
     if (factory === undefined) await factoryReady;
     const { instances, fresh } = instancesOf(message.sid);
-    const stream = new WorkerRequestStream(message);
+    const stream = new GuestRequestStream(message);
     let status: FilterStatus = "continue";
     for (const { filter, phase } of instances.receivers) {
       if (phase !== message.phase) continue;

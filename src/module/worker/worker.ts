@@ -1,15 +1,15 @@
 /**
- * One sandbox Worker seen from the host: starts it, tracks its calls with their
- * timeouts, answers its body and plugin requests, and ends it.
+ * The Worker runtime's transport: one sandbox Worker seen from the host. Its messages are
+ * `postMessage` batches of the supervisor's protocol; everything else (calls, deadlines,
+ * pings, restarts) is the supervisor's.
  *
  * @module
  */
 
-import type { FilterLogger, PluginCaller } from "../../filter/api.ts";
-import { FilterPeerBase } from "../proxy/peer.ts";
+import { SandboxError, SandboxTimeoutError } from "../supervisor/errors.ts";
+import { FilterPeerBase, type PeerOwner } from "../supervisor/peer.ts";
+import type { GuestMessage, HostMessage } from "../supervisor/protocol.ts";
 import { sandboxEntryUrl } from "./entry.ts";
-import { SandboxTimeoutError, SandboxWorkerError } from "./errors.ts";
-import type { HostMessage, WorkerMessage } from "./protocol.ts";
 
 /** What starting a sandbox Worker needs. */
 export interface SandboxWorkerSpec {
@@ -25,40 +25,27 @@ export interface SandboxWorkerSpec {
   filterName: string;
 }
 
-/** What a Worker reports to its owner. */
-export interface SandboxWorkerHost {
-  /** The filter's logger; the Worker's log lines go here. */
-  readonly logger: FilterLogger;
-  /** Serves the filter's plugin calls. */
-  readonly plugins: PluginCaller;
-  /** A call ran out of time. */
-  timedOut(worker: SandboxWorker): void;
-  /** The Worker raised an error it did not handle after it started. */
-  crashed(worker: SandboxWorker, message: string): void;
-}
-
 /** A Worker running one sandboxed filter module. */
-export class SandboxWorker extends FilterPeerBase {
-  /** Receives logs, timeouts and crashes. */
-  host: SandboxWorkerHost;
+export class WorkerPeer extends FilterPeerBase {
   #spec: SandboxWorkerSpec;
   #worker: Worker;
+  #gone = Promise.withResolvers<void>();
+  #terminated = false;
 
   /**
    * Starts the Worker; it imports the module at once.
    *
    * @throws {Error} When Deno refuses the Worker, e.g. for permissions the process lacks.
    */
-  constructor(spec: SandboxWorkerSpec, generation: number, host: SandboxWorkerHost) {
-    super(generation, "sweep");
+  constructor(spec: SandboxWorkerSpec, generation: number, host: PeerOwner) {
+    super(generation, host);
     this.#spec = spec;
-    this.host = host;
     this.#worker = new Worker(sandboxEntryUrl(spec.importUrl, spec.exportName), {
       type: "module",
       name: `mosaic sandbox ${spec.filterName}`,
       deno: { permissions: spec.permissions },
     });
-    this.#worker.onmessage = (event: MessageEvent<WorkerMessage[]>) => {
+    this.#worker.onmessage = (event: MessageEvent<GuestMessage[]>) => {
       for (const message of event.data) this.receive(message);
     };
     this.#worker.onerror = (event) => {
@@ -69,30 +56,39 @@ export class SandboxWorker extends FilterPeerBase {
     this.#worker.onmessageerror = () => this.#failed("a message could not be deserialized");
   }
 
+  /** `Worker`. */
+  get label(): string {
+    return "Worker";
+  }
+
+  /** Resolves once the Worker was terminated. */
+  get gone(): Promise<void> {
+    return this.#gone.promise;
+  }
+
   /** Lets the factory's `destroy()` and the streams' `onDestroy` run, then terminates. */
   async close(timeoutMs: number): Promise<void> {
     await this.closeHandshake(timeoutMs);
-    this.terminate(new SandboxWorkerError(`The sandbox of module ${this.#spec.module} was closed`));
+    this.kill(new SandboxError(`The sandbox Worker of module ${this.#spec.module} was closed`));
   }
 
   /**
    * Terminates the Worker and fails its calls with `reason`. A Worker spinning in a loop
    * is not stopped by this (Deno cannot interrupt it); it is only cut off.
    */
-  terminate(reason: Error): void {
-    if (this.end(reason)) this.#worker.terminate();
+  kill(reason: Error): void {
+    this.end(reason);
+    if (this.#terminated) return;
+    this.#terminated = true;
+    this.#worker.terminate();
+    this.#gone.resolve();
   }
 
   /** The timeout of a call, naming the filter and its module. */
-  protected timeoutError(timeoutMs: number): Error {
+  protected timeoutError(timeoutMs: number): SandboxTimeoutError {
     return new SandboxTimeoutError(
       `Sandboxed filter "${this.#spec.filterName}" (module ${this.#spec.module}) did not answer within ${timeoutMs} ms`,
     );
-  }
-
-  /** Tells the factory, which pings the Worker to see whether it is stuck. */
-  protected timedOut(): void {
-    this.host.timedOut(this);
   }
 
   /** Posts a batch in one `postMessage`: waking the Worker's thread costs more than copying. */
@@ -130,13 +126,9 @@ export class SandboxWorker extends FilterPeerBase {
   }
 
   #failed(message: string): void {
-    const error = new SandboxWorkerError(message);
-    if (!this.initialized) {
-      // Before "loaded" or between "loaded" and "init": the module failed to load.
-      this.terminate(error);
-      return;
-    }
-    this.host.crashed(this, message);
+    const error = new SandboxError(message);
+    // Before "init" the module failed to load: `loaded()` rejects with the message.
+    this.endedByItself(error, `crashed (${message})`);
   }
 }
 

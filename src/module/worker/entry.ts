@@ -13,7 +13,7 @@
  * @module
  */
 
-import { sandboxWorkerMain } from "./worker_main.ts";
+import { sandboxWorkerMain } from "../guest/main.ts";
 
 /** The Worker code as a module, made once per process (see {@linkcode sandboxEntryUrl}). */
 let workerMainUrl: string | undefined;
