@@ -77,11 +77,33 @@ export function sandboxWorkerMain(namespace: Record<string, unknown>, exportName
     if (outbox.push(message) === 1) queueMicrotask(flush);
   }
 
+  /**
+   * Bodies the guest made itself (from a string): their buffers are moved to the host,
+   * not copied. A filter's own `Uint8Array` is copied: it may use it again.
+   */
+  const owned = new WeakSet<Uint8Array>();
+
+  function transferable(batch: GuestMessage[]): ArrayBuffer[] {
+    const moved: ArrayBuffer[] = [];
+    const add = (bytes: Uint8Array | undefined) => {
+      if (bytes === undefined || !owned.has(bytes)) return;
+      owned.delete(bytes);
+      const buffer = bytes.buffer as ArrayBuffer;
+      if (bytes.byteOffset === 0 && bytes.byteLength === buffer.byteLength) moved.push(buffer);
+    };
+    for (const message of batch) {
+      if (message.t !== "done") continue;
+      add(message.body);
+      add(message.respond?.[2]);
+    }
+    return moved;
+  }
+
   function flush(): void {
     const batch = outbox;
     outbox = [];
     try {
-      scope.postMessage(batch);
+      scope.postMessage(batch, transferable(batch));
     } catch {
       for (const message of batch) postAlone(message);
     }
@@ -109,7 +131,10 @@ export function sandboxWorkerMain(namespace: Record<string, unknown>, exportName
   }
 
   function toBytes(body: string | Uint8Array): Uint8Array {
-    return typeof body === "string" ? encoder.encode(body) : body;
+    if (typeof body !== "string") return body;
+    const bytes = encoder.encode(body);
+    owned.add(bytes);
+    return bytes;
   }
 
   function checkStatus(status: number, what: string): void {
