@@ -33,8 +33,11 @@ export interface MosaicConfig {
   routers: Map<string, RouterConfig>;
   /** Clusters by name. */
   clusters: Map<string, ClusterConfig>;
-  /** The admin API address; undefined when `admin` is absent. */
-  admin: { hostname: string; port: number } | undefined;
+  /**
+   * The admin API address, and the bearer token its mutating endpoints need (none when
+   * undefined); undefined when `admin` is absent.
+   */
+  admin: { hostname: string; port: number; token?: string } | undefined;
   /** Out-of-process plugins by name. */
   plugins: Map<string, PluginConfig>;
   /** Seconds to let in-flight requests finish on SIGINT/SIGTERM; default 30. */
@@ -96,6 +99,12 @@ export interface ProxyNetworkFilter {
   downstreamProtocol: "Http1" | "Http2" | "Auto";
   /** `Http1` (default) or `Http2`. */
   upstreamProtocol: "Http1" | "Http2";
+  /**
+   * Set when the proxy speaks a protocol codec's protocol instead of HTTP
+   * (`downstream_protocol: bolt`, or MOSN's `X` with `extend_config.sub_protocol`);
+   * `downstreamProtocol` is then `Auto` and unused.
+   */
+  codec?: ProtocolCodecConfig;
   /** Name of the router config this listener routes with. */
   routerConfigName: string;
   /** Normalize request paths (dot segments, unreserved escapes, `\\`); default true. */
@@ -110,6 +119,22 @@ export interface ProxyNetworkFilter {
   xffNumTrustedHops: number;
   /** CIDRs of peers whose X-Forwarded-* and x-request-id are kept; default none. */
   trustedProxies: string[];
+}
+
+/** The protocol codec of a `proxy` network filter. */
+export interface ProtocolCodecConfig {
+  /** The downstream protocol's name (`bolt`). */
+  name: string;
+  /** The upstream protocol's name; the downstream's unless `upstream_protocol` says. */
+  upstream: string;
+  /** `extend_config.module`: a module by URL exporting the codec's creator. */
+  module?: string;
+  /** `extend_config.export`; default `createProtocolCodec`. */
+  export?: string;
+  /** `extend_config.config`, passed to the creator. */
+  config?: unknown;
+  /** `extend_config.max_frame_size` in bytes: longer frames close the connection; default 16 MiB. */
+  maxFrameBytes: number;
 }
 
 /** The `tcp_proxy` network filter. */
@@ -267,11 +292,87 @@ export interface ClusterConfig {
   maxConnections: number;
   /** Circuit breaker: requests waiting for a connection per host; default 1024. */
   maxPendingRequests: number;
+  /**
+   * Circuit breaker: requests in flight to the whole cluster (Envoy's `max_requests`);
+   * default 1024. Overflow is 503 `UO`.
+   */
+  maxRequests?: number;
+  /**
+   * Circuit breaker: retries in flight in the whole cluster (Envoy's `max_retries`);
+   * default 3. A retry beyond it is not made: the request ends `UO`.
+   */
+  maxRetries?: number;
+  /** Active health checking (MOSN's `health_check`); undefined when off. */
+  healthCheck?: HealthCheckConfig;
+  /** Passive outlier detection (Envoy's `outlier_detection`); undefined when off. */
+  outlierDetection?: OutlierDetectionConfig;
+  /**
+   * Envoy's `healthy_panic_threshold`, in percent; default 50. When fewer than this share
+   * of hosts are healthy, the load balancer balances over all hosts.
+   */
+  healthyPanicThreshold?: number;
   /** Upstream protocol: `Http1` (default) or `Http2`. */
   protocol: "Http1" | "Http2";
   /** TLS to the upstream, if any. */
   tls: TlsContextConfig | undefined;
   position: SourcePosition;
+}
+
+/** A cluster's active health check (MOSN's `health_check`). */
+export interface HealthCheckConfig {
+  /** `http` (MOSN's `Http1`) or `tcp` (connect). */
+  protocol: "http" | "tcp";
+  /** Time a check may take; default 1000 (MOSN's). */
+  timeoutMs: number;
+  /** Time between the end of one round of checks and the next; default 15000 (MOSN's). */
+  intervalMs: number;
+  /** Up to this much is added at random to each interval; default 0. */
+  intervalJitterMs: number;
+  /** Passes in a row that bring an unhealthy host back; default 1. */
+  healthyThreshold: number;
+  /** Failures in a row that take a healthy host out; default 1. */
+  unhealthyThreshold: number;
+  serviceName: string;
+  /**
+   * MOSN's `check_config.http_check_config`. Undefined for `tcp`, and for `http` without
+   * it, which MOSN (and so Mosaic) checks by connecting only.
+   */
+  http: HttpCheckConfig | undefined;
+}
+
+/** MOSN's `http_check_config`. */
+export interface HttpCheckConfig {
+  path: string;
+  method: string;
+  /** The Host header; the host's address by default. */
+  domain: string | undefined;
+  /** A port to check instead of the host's. */
+  port: number | undefined;
+  /** Statuses that pass, inclusive ranges; default 200 only (MOSN's). */
+  codes: { start: number; end: number }[];
+}
+
+/** Envoy's `outlier_detection`, the consecutive-failure detectors. */
+export interface OutlierDetectionConfig {
+  /** 5xx answers in a row that eject a host; default 5. */
+  consecutive5xx: number;
+  /** Gateway failures (502, 503, 504, connect failures) in a row; default 5. */
+  consecutiveGatewayFailure: number;
+  /** Percent chance an ejection by `consecutive5xx` happens; default 100. */
+  enforcingConsecutive5xx: number;
+  /**
+   * Percent chance an ejection by `consecutiveGatewayFailure` happens; Envoy's default 0,
+   * but 100 when `consecutive_gateway_failure` is written.
+   */
+  enforcingConsecutiveGatewayFailure: number;
+  /** Time between sweeps that bring ejected hosts back; default 10000. */
+  intervalMs: number;
+  /** An ejection lasts this × the times the host was ejected; default 30000. */
+  baseEjectionTimeMs: number;
+  /** The longest an ejection lasts; default 300000. */
+  maxEjectionTimeMs: number;
+  /** Most hosts ejected at once, in percent (one host always may be); default 10. */
+  maxEjectionPercent: number;
 }
 
 /** A static host. */
