@@ -2,8 +2,8 @@
  * What loading a filter by URL and sandboxing it cost.
  *
  * ```sh
- * deno bench --allow-all bench/module_bench.ts      # per request, in process (no sockets)
- * deno run --allow-all bench/module_bench.ts load   # medians at 50 connections (wrk, nginx)
+ * ./node_modules/.bin/deno bench --allow-all bench/module_bench.ts      # per request, in process
+ * ./node_modules/.bin/deno run --allow-all bench/module_bench.ts load   # 1 and 50 connections
  * ```
  *
  * `deno bench` sends whole requests through the in-process proxy (no sockets) with the
@@ -14,11 +14,16 @@
  * sandbox adds one message round trip per request (its filter has one receiver, no
  * sender).
  *
- * `load` starts nginx as the upstream and Mosaic three times (`demo`, the module, the
- * sandboxed module), measures each with wrk (2 threads, 50 connections, like
- * `deno task bench`) and prints the median latencies and what the sandbox adds to the
- * median (target: at most 150 µs). `BENCH_DURATION` (10s), `BENCH_WARMUP` (2s) and
- * `BENCH_ROUNDS` (1; with more, targets take turns and each reports its median round). It needs `wrk` and `nginx` (`bash bench/run.sh
+ * `load` starts nginx as the upstream and Mosaic once per way of running the same auth
+ * filter (`examples/so_filter/auth_filter.ts`, `User: admin`): no filter, in process (by
+ * URL), in a Worker sandbox, in a process sandbox. It measures each with wrk at 1 and at
+ * 50 connections (`-t1 -c1`, `-t2 -c50`) and prints req/s, p50, p99 and what each sandbox
+ * adds to the in-process median, with the load average before and after the run (the
+ * machine is shared: compare rows of one run). Targets at 50 connections: Worker at most
+ * 150 µs, process at most 1 ms. `BENCH_DURATION` (10s), `BENCH_WARMUP` (2s),
+ * `BENCH_ROUNDS` (1; with more, targets take turns round after round and each reports
+ * its median round), `BENCH_CONNECTIONS` (`1,50`) and `BENCH_TARGETS` (`no filter,in
+ * process,Worker,process`). It needs `wrk` and `nginx` (`bash bench/run.sh
  * --install-only` installs them).
  *
  * @module

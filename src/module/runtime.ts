@@ -18,7 +18,7 @@
  * @module
  */
 
-import type { SandboxConfig, StreamFilterConfig } from "../config/types.ts";
+import type { StreamFilterConfig } from "../config/types.ts";
 import type { CreateStreamFilterFactory } from "../contract/filter.ts";
 import type { Subject } from "./subject.ts";
 
@@ -43,6 +43,3 @@ export interface FilterRuntime {
    */
   load(spec: ModuleSpec): Promise<CreateStreamFilterFactory>;
 }
-
-/** The sandbox isolations the config may name, with the runtime of each. */
-export type Isolation = SandboxConfig["isolation"];
