@@ -34,9 +34,14 @@ export type {
   FilterChain,
   FilterConfigContext,
   FilterLogger,
+  FilterMetrics,
   FilterPermissions,
   FilterStatus,
+  HistogramOptions,
   HostInfo,
+  MetricCounter,
+  MetricGauge,
+  MetricHistogram,
   ParseFilterConfig,
   Phase,
   PluginCaller,
@@ -54,7 +59,17 @@ export type {
   TlsMaterial,
 } from "./src/filter/api.ts";
 
+export type {
+  CreateProtocolCodec,
+  FrameType,
+  ProtocolCodec,
+  ProtocolFrame,
+  RequestLine,
+} from "./src/protocol/api.ts";
+
 export { registerStreamFilter } from "./src/filter/registry.ts";
+export { ProtocolError } from "./src/protocol/api.ts";
+export { registerProtocol } from "./src/protocol/registry.ts";
 export { checkConfigKeys, FilterConfigError } from "./src/config/filter_config.ts";
 export { parseDuration } from "./src/config/values.ts";
 export { registerCertificateProvider } from "./src/tls/providers.ts";

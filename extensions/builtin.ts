@@ -5,7 +5,11 @@
  * @module
  */
 
-import type { CertificateProviderFactory, CreateStreamFilterFactory } from "../mod.ts";
+import type {
+  CertificateProviderFactory,
+  CreateProtocolCodec,
+  CreateStreamFilterFactory,
+} from "../mod.ts";
 import { createCertificateProvider as fileProvider } from "./cert_providers/file/mod.ts";
 import { createCertificateProvider as pluginProvider } from "./cert_providers/plugin/mod.ts";
 import { createStreamFilterFactory as demo } from "./filters/demo/mod.ts";
@@ -15,6 +19,7 @@ import { createStreamFilterFactory as lua } from "./filters/lua/mod.ts";
 import { createStreamFilterFactory as payloadLimit } from "./filters/payload_limit/mod.ts";
 import { createStreamFilterFactory as plugin } from "./filters/plugin/mod.ts";
 import { createStreamFilterFactory as proxywasm } from "./filters/proxywasm/mod.ts";
+import { createProtocolCodec as bolt } from "./protocols/bolt/mod.ts";
 
 /** Built-in stream filters by the `type` name they are configured with. */
 export const BUILTIN_STREAM_FILTERS: ReadonlyArray<readonly [string, CreateStreamFilterFactory]> = [
@@ -33,4 +38,9 @@ export const BUILTIN_CERTIFICATE_PROVIDERS: ReadonlyArray<
 > = [
   ["file", fileProvider],
   ["plugin", pluginProvider],
+];
+
+/** Built-in protocol codecs by the `downstream_protocol` name that chooses them. */
+export const BUILTIN_PROTOCOLS: ReadonlyArray<readonly [string, CreateProtocolCodec]> = [
+  ["bolt", bolt],
 ];

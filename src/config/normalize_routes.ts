@@ -127,7 +127,10 @@ function normalizeRoute(
 ): RouteConfig {
   const match = raw.match;
   const kinds = (["prefix", "path", "regex"] as const).filter((k) => match[k] !== undefined);
-  if (kinds.length !== 1) {
+  // A match of headers alone (MOSN's RPC routes: `headers: [{ name: service, … }]`)
+  // matches every path.
+  const headersOnly = kinds.length === 0 && match.headers.length > 0;
+  if (kinds.length !== 1 && !headersOnly) {
     throw ctx.source.error(
       [...path, "match"],
       kinds.length === 0
@@ -158,10 +161,19 @@ function normalizeRoute(
   return {
     name: raw.name,
     match: {
-      ...(match.prefix !== undefined ? { prefix: match.prefix } : {}),
+      ...(match.prefix !== undefined
+        ? { prefix: match.prefix }
+        : headersOnly
+        ? { prefix: "/" }
+        : {}),
       ...(match.path !== undefined ? { path: match.path } : {}),
       ...(match.regex !== undefined ? { regex: match.regex } : {}),
-      headers: match.headers.map((h) => ({ name: h.name, value: h.value, regex: h.regex })),
+      headers: match.headers.map((h) => ({
+        name: h.name,
+        value: h.value,
+        // MOSN's default SOFA rule: `service: ".*"` matches every service, regex or not.
+        regex: h.regex || (h.name === "service" && h.value === ".*"),
+      })),
       ...(match.case_sensitive ? {} : { caseSensitive: false }),
     },
     route: action === undefined
