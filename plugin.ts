@@ -6,8 +6,9 @@
  * handshake line the host waits for, and exits when the host goes away (stdin closes or
  * the parent process dies).
  *
- * The SDK uses only `node:` modules and `@grpc/grpc-js`, so the same plugin runs under
- * Deno and under Node.js. **Run plugins under Node.js in production**: Deno 2.9.6's
+ * The SDK uses only `node:` modules (its gRPC server is a small unary one on
+ * `node:http2`, lighter than `@grpc/grpc-js`'s and on the same wire), so the same
+ * plugin runs under Deno and under Node.js. **Run plugins under Node.js in production**: Deno 2.9.6's
  * HTTP/2 server (`node:http2`) aborts the process when a client closes a connection
  * that carried more than ~115 sequential calls (an nghttp2 assertion in
  * `find_stream_on_goaway_func`). Bundle the plugin into one JavaScript file and run that
@@ -43,9 +44,9 @@
  * @module
  */
 
-import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
 import { fstatSync, mkdtempSync, rmSync } from "node:fs";
+import * as http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -148,9 +149,14 @@ export class PluginServeError extends Error {
 
 const encoder = new TextEncoder();
 
-function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
+/** gRPC status codes the server sends. */
+const Status = { OK: 0, UNKNOWN: 2, NOT_FOUND: 5, UNIMPLEMENTED: 12, INTERNAL: 13 } as const;
+
+/** Largest message accepted or sent: bodies travel in one message. */
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/** A call's outcome: a message, or a gRPC error status. */
+type Outcome = Uint8Array | { code: number; details: string };
 
 function answerToResponse(answer: PluginAnswer): Partial<PluginResponse> {
   const body = typeof answer.body === "string" ? encoder.encode(answer.body) : answer.body;
@@ -167,30 +173,117 @@ function errorDetails(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** Makes grpc-js method definitions that pass bytes through our own codec. */
-function method(path: string): grpc.MethodDefinition<Uint8Array, Uint8Array> {
-  return {
-    path,
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: toBuffer,
-    requestDeserialize: (b: Buffer) => b,
-    responseSerialize: toBuffer,
-    responseDeserialize: (b: Buffer) => b,
-  };
+/** `grpc-message` is percent-encoded: bytes outside printable ASCII, and `%`. */
+function encodeGrpcMessage(text: string): string {
+  let plain = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x25) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return text;
+  let out = "";
+  for (const byte of encoder.encode(text)) {
+    out += byte < 0x20 || byte > 0x7e || byte === 0x25
+      ? "%" + byte.toString(16).toUpperCase().padStart(2, "0")
+      : String.fromCharCode(byte);
+  }
+  return out;
 }
 
-function bind(server: grpc.Server, target: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(
-      target,
-      grpc.ServerCredentials.createInsecure(),
-      (err, port) => err ? reject(err) : resolve(port),
-    );
+/** The 5-byte prefix and the message. */
+function frameMessage(bytes: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(5 + bytes.length);
+  frame[0] = 0;
+  frame.writeUInt32BE(bytes.length, 1);
+  frame.set(bytes, 5);
+  return frame;
+}
+
+/** Sends a call's outcome, unless the client went away (a deadline, a reset). */
+function sendOutcome(stream: http2.ServerHttp2Stream, outcome: Outcome): void {
+  if (stream.destroyed || stream.closed) return;
+  try {
+    if (outcome instanceof Uint8Array) {
+      stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
+        waitForTrailers: true,
+      });
+      stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      stream.end(frameMessage(outcome));
+    } else {
+      // Trailers-only: the status in the one header block.
+      stream.respond({
+        ":status": 200,
+        "content-type": "application/grpc",
+        "grpc-status": String(outcome.code),
+        "grpc-message": encodeGrpcMessage(outcome.details),
+      }, { endStream: true });
+    }
+  } catch {
+    // The stream closed meanwhile.
+  }
+}
+
+/**
+ * Reads one unary call's request message from a stream.
+ *
+ * @returns The message, or an error outcome.
+ */
+function readMessage(stream: http2.ServerHttp2Stream, done: (message: Outcome) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let failed = false;
+  stream.on("data", (chunk: Buffer) => {
+    if (failed) return;
+    size += chunk.length;
+    if (size > MAX_MESSAGE_BYTES + 5) {
+      failed = true;
+      done({ code: 8, details: `request larger than ${MAX_MESSAGE_BYTES} bytes` });
+      return;
+    }
+    chunks.push(chunk);
+  });
+  stream.on("end", () => {
+    if (failed) return;
+    const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+    if (all.length < 5) {
+      done({ code: Status.INTERNAL, details: "no request message" });
+      return;
+    }
+    if (all[0] !== 0) {
+      done({ code: Status.UNIMPLEMENTED, details: "compressed messages are not supported" });
+      return;
+    }
+    const length = all.readUInt32BE(1);
+    if (all.length !== 5 + length) {
+      done({ code: Status.INTERNAL, details: "the request is not one message" });
+      return;
+    }
+    done(all.subarray(5));
   });
 }
 
-async function listenTcp(server: grpc.Server): Promise<string> {
+function listen(server: http2.Http2Server, options: { path: string } | { port: number }) {
+  return new Promise<number>((resolve, reject) => {
+    const onError = (err: Error) => {
+      server.off("listening", onListening);
+      reject(err);
+    };
+    const onListening = () => {
+      server.off("error", onError);
+      const address = server.address();
+      resolve(typeof address === "object" && address !== null ? address.port : 0);
+    };
+    server.once("error", onError);
+    server.once("listening", onListening);
+    if ("path" in options) server.listen(options.path);
+    else server.listen(options.port, "127.0.0.1");
+  });
+}
+
+async function listenTcp(server: http2.Http2Server): Promise<string> {
   const min = Number(process.env.PLUGIN_MIN_PORT);
   const max = Number(process.env.PLUGIN_MAX_PORT);
   if (Number.isInteger(min) && Number.isInteger(max) && min > 0 && max >= min && max < 65536) {
@@ -198,13 +291,13 @@ async function listenTcp(server: grpc.Server): Promise<string> {
     for (let i = 0; i < 20; i++) {
       const port = min + Math.floor(Math.random() * (max - min + 1));
       try {
-        return `127.0.0.1:${await bind(server, `127.0.0.1:${port}`)}`;
+        return `127.0.0.1:${await listen(server, { port })}`;
       } catch {
         // Taken: try another.
       }
     }
   }
-  return `127.0.0.1:${await bind(server, "127.0.0.1:0")}`;
+  return `127.0.0.1:${await listen(server, { port: 0 })}`;
 }
 
 /** True when fd 0 is a pipe or socket, so its end means the host went away. */
@@ -243,10 +336,13 @@ export async function serve(
   }
   const network: "unix" | "tcp" = hint;
 
-  const server = new grpc.Server({
-    "grpc.max_receive_message_length": 64 * 1024 * 1024,
-    "grpc.max_send_message_length": 64 * 1024 * 1024,
+  const server = http2.createServer({
+    // Megabytes of frames Node may hold per session (its default of 10 is less than one
+    // large body).
+    maxSessionMemory: 256,
+    settings: { initialWindowSize: 16 * 1024 * 1024 },
   });
+  const sessions = new Set<http2.ServerHttp2Session>();
   let closed = false;
   let socketDir: string | undefined;
 
@@ -258,10 +354,12 @@ export async function serve(
     process.stdin.off("close", onHostGone);
     if (watchingStdin) process.stdin.pause();
     await new Promise<void>((resolve) => {
-      server.tryShutdown(() => resolve());
+      server.close(() => resolve());
+      // Calls in flight finish; connections idle after them close.
+      for (const session of sessions) session.close();
       // Calls still open after a second are cut.
       setTimeout(() => {
-        server.forceShutdown();
+        for (const session of sessions) session.destroy();
         resolve();
       }, 1000).unref?.();
     });
@@ -273,54 +371,84 @@ export async function serve(
     process.exit(code);
   }
 
-  server.addService({
-    Call: method(CALL_PATH),
-    Check: method(HEALTH_CHECK_PATH),
-    Shutdown: method(SHUTDOWN_PATH),
-  }, {
-    Call: (
-      call: grpc.ServerUnaryCall<Uint8Array, Uint8Array>,
-      callback: grpc.sendUnaryData<Uint8Array>,
-    ) => {
-      let answer: PluginAnswer | Promise<PluginAnswer>;
+  function onCall(stream: http2.ServerHttp2Stream, message: Uint8Array): void {
+    let answer: PluginAnswer | Promise<PluginAnswer>;
+    try {
+      answer = service.call(decodeRequest(message));
+    } catch (err) {
+      sendOutcome(stream, { code: Status.UNKNOWN, details: errorDetails(err) });
+      return;
+    }
+    // The sync fast path: no await for a plain answer.
+    if (!(answer instanceof Promise)) {
+      sendOutcome(stream, reply(answer));
+      return;
+    }
+    answer.then(
+      (a) => sendOutcome(stream, reply(a)),
+      (err) => sendOutcome(stream, { code: Status.UNKNOWN, details: errorDetails(err) }),
+    );
+  }
+
+  function onCheck(stream: http2.ServerHttp2Stream, message: Uint8Array): void {
+    let name: string;
+    try {
+      name = decodeHealthRequest(message);
+    } catch (err) {
+      sendOutcome(stream, { code: Status.INTERNAL, details: errorDetails(err) });
+      return;
+    }
+    if (name !== "" && name !== HEALTH_SERVICE) {
+      sendOutcome(stream, { code: Status.NOT_FOUND, details: `Unknown service "${name}"` });
+      return;
+    }
+    let ok: boolean | Promise<boolean>;
+    try {
+      ok = service.health ? service.health() : true;
+    } catch {
+      ok = false;
+    }
+    Promise.resolve(ok).then(
+      (ok) => sendOutcome(stream, encodeHealthResponse(ok ? "SERVING" : "NOT_SERVING")),
+      () => sendOutcome(stream, encodeHealthResponse("NOT_SERVING")),
+    );
+  }
+
+  function onShutdown(stream: http2.ServerHttp2Stream): void {
+    sendOutcome(stream, new Uint8Array(0));
+    if (options.exitWithHost ?? true) setTimeout(() => exitNow(0), 10);
+    else void close();
+  }
+
+  server.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.on("close", () => sessions.delete(session));
+    session.on("error", () => {}); // a host that went away; its calls are gone
+  });
+  server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+    stream.on("error", () => {}); // reset by the client (its deadline passed)
+    const type = headers["content-type"];
+    if (
+      headers[":method"] !== "POST" || typeof type !== "string" ||
+      !type.startsWith("application/grpc")
+    ) {
       try {
-        answer = service.call(decodeRequest(call.request));
-      } catch (err) {
-        callback({ code: grpc.status.UNKNOWN, details: errorDetails(err) });
-        return;
+        stream.respond({ ":status": 415 }, { endStream: true });
+      } catch {
+        // Closed meanwhile.
       }
-      // The sync fast path: no await for a plain answer.
-      if (!(answer instanceof Promise)) {
-        reply(answer, callback);
-        return;
+      return;
+    }
+    const path = headers[":path"];
+    readMessage(stream, (message) => {
+      if (!(message instanceof Uint8Array)) sendOutcome(stream, message);
+      else if (path === CALL_PATH) onCall(stream, message);
+      else if (path === HEALTH_CHECK_PATH) onCheck(stream, message);
+      else if (path === SHUTDOWN_PATH) onShutdown(stream);
+      else {
+        sendOutcome(stream, { code: Status.UNIMPLEMENTED, details: `Unknown method ${path}` });
       }
-      answer.then(
-        (a) => reply(a, callback),
-        (err) => callback({ code: grpc.status.UNKNOWN, details: errorDetails(err) }),
-      );
-    },
-    Check: (
-      call: grpc.ServerUnaryCall<Uint8Array, Uint8Array>,
-      callback: grpc.sendUnaryData<Uint8Array>,
-    ) => {
-      const name = decodeHealthRequest(call.request);
-      if (name !== "" && name !== HEALTH_SERVICE) {
-        callback({ code: grpc.status.NOT_FOUND, details: `Unknown service "${name}"` });
-        return;
-      }
-      Promise.resolve(service.health ? service.health() : true).then(
-        (ok) => callback(null, encodeHealthResponse(ok ? "SERVING" : "NOT_SERVING")),
-        () => callback(null, encodeHealthResponse("NOT_SERVING")),
-      );
-    },
-    Shutdown: (
-      _call: grpc.ServerUnaryCall<Uint8Array, Uint8Array>,
-      callback: grpc.sendUnaryData<Uint8Array>,
-    ) => {
-      callback(null, new Uint8Array(0));
-      if (options.exitWithHost ?? true) setTimeout(() => exitNow(0), 10);
-      else void close();
-    },
+    });
   });
 
   let address: string;
@@ -330,13 +458,13 @@ export async function serve(
       // A private directory (mode 0700 from mkdtemp) keeps other users off the socket.
       socketDir = mkdtempSync(join(base, "mosaic-plugin-"));
       address = join(socketDir, "plugin.sock");
-      await bind(server, `unix://${address}`);
+      await listen(server, { path: address });
     } else {
       address = await listenTcp(server);
     }
   } catch (err) {
     if (socketDir) rmSync(socketDir, { recursive: true, force: true });
-    server.forceShutdown();
+    server.close();
     throw new PluginServeError(`Plugin could not listen on ${network}: ${errorDetails(err)}`, {
       cause: err,
     });
@@ -372,13 +500,10 @@ export async function serve(
   return { network, address, handshake, close };
 }
 
-function reply(answer: PluginAnswer, callback: grpc.sendUnaryData<Uint8Array>): void {
-  let bytes: Uint8Array;
+function reply(answer: PluginAnswer): Outcome {
   try {
-    bytes = encodeResponse(answerToResponse(answer ?? {}));
+    return encodeResponse(answerToResponse(answer ?? {}));
   } catch (err) {
-    callback({ code: grpc.status.INTERNAL, details: errorDetails(err) });
-    return;
+    return { code: Status.INTERNAL, details: errorDetails(err) };
   }
-  callback(null, bytes);
 }

@@ -40,16 +40,21 @@ export function denoCommand(fixture: string): string[] {
 
 /**
  * Bundles a TypeScript plugin into one JavaScript file for Node.js, as the SDK docs
- * recommend, cached under `.tmp/` (keyed by the source's modification time).
+ * recommend, cached under `.tmp/` (keyed by the modification time of the source and of
+ * the SDK).
  *
  * @returns The command that runs it under Node.js.
  */
 export async function nodeCommand(fixture: string): Promise<string[]> {
   const source = FIXTURES + fixture;
-  const stat = await Deno.stat(source);
+  // Keyed by the newest of the fixture and the SDK it bundles.
+  let stamp = 0;
+  for (const file of [source, `${ROOT}plugin.ts`, `${ROOT}src/plugin/proto.ts`]) {
+    stamp = Math.max(stamp, (await Deno.stat(file)).mtime?.getTime() ?? 0);
+  }
   const dir = `${ROOT}.tmp/plugin-bundles`;
   await Deno.mkdir(dir, { recursive: true });
-  const out = `${dir}/${fixture.replace(/\.ts$/, "")}-${stat.mtime?.getTime() ?? 0}.mjs`;
+  const out = `${dir}/${fixture.replace(/\.ts$/, "")}-${stamp}.mjs`;
   try {
     await Deno.stat(out);
   } catch {
