@@ -236,6 +236,8 @@ export class Cluster {
     this.config = config;
     this.stats = threadStats.cluster(config.name);
     this.resilience = resilienceStats(config.name);
+    // Served by the admin API with the cluster's other stats.
+    this.stats.extra = this.resilience as unknown as Record<string, number>;
     const load = this.#load;
     this.hosts = Object.freeze(
       config.hosts.map((host, i) => new Host(host, config, makePool, i, load)),
