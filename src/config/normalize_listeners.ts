@@ -186,10 +186,10 @@ function normalizeNetworkFilter(
         }`,
       );
     }
+    const protocols = normalizeProtocols(raw.config, [...path, "config"], ctx);
     return {
       type: "proxy",
-      downstreamProtocol: raw.config.downstream_protocol,
-      upstreamProtocol: raw.config.upstream_protocol,
+      ...protocols,
       routerConfigName: name,
       normalizePath: raw.config.normalize_path,
       mergeSlashes: raw.config.merge_slashes,
@@ -360,4 +360,112 @@ function resolveModule(spec: string, path: FieldPath, ctx: NormalizeContext): st
     );
   }
   return url.href;
+}
+
+const HTTP_DOWNSTREAM = ["Http1", "Http2", "Auto"];
+const HTTP_UPSTREAM = ["Http1", "Http2"];
+const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
+const EXTEND_CONFIG_KEYS = ["sub_protocol", "module", "export", "config", "max_frame_size"];
+
+type RawProxyConfig = Extract<
+  RawListener["filter_chains"][number]["filters"][number],
+  { type: "proxy" }
+>["config"];
+
+/**
+ * The protocols of a `proxy` network filter: HTTP (`Http1`, `Http2`, `Auto`), or a
+ * protocol codec named directly (`bolt`) or through MOSN's `X` and
+ * `extend_config.sub_protocol`, optionally loaded from `extend_config.module`.
+ */
+function normalizeProtocols(
+  raw: RawProxyConfig,
+  path: FieldPath,
+  ctx: NormalizeContext,
+): Pick<ProxyNetworkFilter, "downstreamProtocol" | "upstreamProtocol" | "codec"> {
+  // Read as plain values: the schema takes any protocol name and passes extend_config on.
+  const loose = raw as {
+    downstream_protocol: string;
+    upstream_protocol?: string;
+    extend_config?: Record<string, unknown>;
+  };
+  const downstream = loose.downstream_protocol;
+  const upstream = loose.upstream_protocol;
+  const extend = loose.extend_config ?? {};
+  if (HTTP_DOWNSTREAM.includes(downstream)) {
+    if (upstream !== undefined && !HTTP_UPSTREAM.includes(upstream)) {
+      throw ctx.source.error(
+        [...path, "upstream_protocol"],
+        `expected "Http1" or "Http2" behind an HTTP downstream, got ${JSON.stringify(upstream)}`,
+      );
+    }
+    return {
+      downstreamProtocol: downstream as ProxyNetworkFilter["downstreamProtocol"],
+      upstreamProtocol: (upstream ?? "Http1") as ProxyNetworkFilter["upstreamProtocol"],
+    };
+  }
+  for (const key of Object.keys(extend)) {
+    if (!EXTEND_CONFIG_KEYS.includes(key)) {
+      throw ctx.source.error(
+        [...path, "extend_config", key],
+        `unknown key; expected one of ${EXTEND_CONFIG_KEYS.join(", ")}`,
+      );
+    }
+  }
+  const text = (key: string): string | undefined => {
+    const value = extend[key];
+    if (value === undefined) return undefined;
+    if (typeof value !== "string" || value === "") {
+      throw ctx.source.error(
+        [...path, "extend_config", key],
+        `expected a non-empty string, got ${describeValue(value)}`,
+      );
+    }
+    return value;
+  };
+  const sub = text("sub_protocol");
+  const name = downstream === "X" ? sub : downstream;
+  if (name === undefined) {
+    throw ctx.source.error(
+      [...path, "extend_config", "sub_protocol"],
+      'missing; downstream_protocol "X" needs the protocol\'s name here (MOSN\'s form), such as "bolt"',
+    );
+  }
+  const upstreamName = upstream === undefined || upstream === "X" ? name : upstream;
+  if (HTTP_UPSTREAM.includes(upstreamName)) {
+    throw ctx.source.error(
+      [...path, "upstream_protocol"],
+      `expected the downstream's protocol ${
+        JSON.stringify(name)
+      }; Mosaic does not translate ${name} to HTTP`,
+    );
+  }
+  if (upstreamName !== name) {
+    throw ctx.source.error(
+      [...path, "upstream_protocol"],
+      `expected ${JSON.stringify(name)} (the downstream protocol), got ${
+        JSON.stringify(upstreamName)
+      }`,
+    );
+  }
+  const max = extend.max_frame_size;
+  if (max !== undefined && (typeof max !== "number" || !Number.isInteger(max) || max < 64)) {
+    throw ctx.source.error(
+      [...path, "extend_config", "max_frame_size"],
+      `expected a whole number of bytes of at least 64, got ${describeValue(max)}`,
+    );
+  }
+  const module = text("module");
+  const exportName = text("export");
+  return {
+    downstreamProtocol: "Auto",
+    upstreamProtocol: "Http1",
+    codec: {
+      name,
+      upstream: upstreamName,
+      ...(module !== undefined ? { module } : {}),
+      ...(exportName !== undefined ? { export: exportName } : {}),
+      ...(extend.config !== undefined ? { config: extend.config } : {}),
+      maxFrameBytes: (max as number | undefined) ?? DEFAULT_MAX_FRAME_BYTES,
+    },
+  };
 }
