@@ -9,7 +9,11 @@
  * @module
  */
 
-import { BUILTIN_CERTIFICATE_PROVIDERS, BUILTIN_STREAM_FILTERS } from "./extensions/builtin.ts";
+import {
+  BUILTIN_CERTIFICATE_PROVIDERS,
+  BUILTIN_PROTOCOLS,
+  BUILTIN_STREAM_FILTERS,
+} from "./extensions/builtin.ts";
 import { loadConfig } from "./src/config/load.ts";
 import { narrowestPermissionFlags } from "./src/config/permissions.ts";
 import type { MosaicConfig, StreamFilterConfig } from "./src/config/types.ts";
@@ -21,6 +25,7 @@ import {
   streamFilterPermissions,
 } from "./src/filter/registry.ts";
 import { buildFilterEntries } from "./src/filter/build.ts";
+import { registerProtocol } from "./src/protocol/registry.ts";
 import { Router } from "./src/router/router.ts";
 import { createTlsProvider } from "./src/tls/material.ts";
 import type { LoadOptions } from "./src/config/load.ts";
@@ -30,9 +35,8 @@ import { Runtime } from "./src/server/runtime.ts";
 import { watchConfigFile } from "./src/server/config_watch.ts";
 import { registerCertificateProvider } from "./src/tls/providers.ts";
 import type { PluginCaller } from "./src/filter/api.ts";
-import { AdminServer } from "./src/admin/server.ts";
-import { PLUGIN_ADMIN_PATH, type PluginAdmin, pluginAdminHandler } from "./src/admin/plugin.ts";
-import { singleWorker, WORKERS_ADMIN_PATH, workersAdminHandler } from "./src/admin/workers.ts";
+import type { PluginAdmin } from "./src/admin/plugin.ts";
+import { type RunningAdmin, startAdmin } from "./src/admin/setup.ts";
 import { canReusePort } from "./src/server/tls_mode.ts";
 import { type ConfigSource, readConfigSource } from "./src/workers/config_source.ts";
 import { resolveWorkerCount, takeWorkersFlag } from "./src/workers/count.ts";
@@ -48,6 +52,7 @@ const USAGE = `Usage:
 `;
 
 for (const [name, create] of BUILTIN_STREAM_FILTERS) registerStreamFilter(name, create);
+for (const [name, create] of BUILTIN_PROTOCOLS) registerProtocol(name, create);
 for (const [name, create] of BUILTIN_CERTIFICATE_PROVIDERS) {
   registerCertificateProvider(name, create);
 }
@@ -197,7 +202,7 @@ async function run(file: string, workers?: number | "auto"): Promise<number> {
   let config: MosaicConfig;
   let runtime: Runtime | WorkerPool;
   let plugins: (PluginCaller & PluginAdmin & { stop(): Promise<void> }) | undefined;
-  let admin: AdminServer | undefined;
+  let admin: RunningAdmin | undefined;
   const log = logger("main");
   try {
     const source = await load(file);
@@ -210,14 +215,8 @@ async function run(file: string, workers?: number | "auto"): Promise<number> {
       ? await startWorkers(file, source, count, plugins)
       : await Runtime.start(config, { plugins, resolveModule: loadFilterModule });
     if (config.admin !== undefined) {
-      admin = new AdminServer({ hostname: config.admin.hostname, port: config.admin.port })
-        .route(PLUGIN_ADMIN_PATH, pluginAdminHandler(plugins))
-        .route(
-          WORKERS_ADMIN_PATH,
-          workersAdminHandler(runtime instanceof WorkerPool ? runtime : singleWorker()),
-        );
-      const bound = await admin.start();
-      log.info(`Admin API on ${bound.hostname}:${bound.port}`);
+      admin = await startAdmin({ file, text: source.text, config, runtime, plugins });
+      log.info(`Admin API on ${admin.bound.hostname}:${admin.bound.port}`);
     }
   } catch (error) {
     console.error(`mosaic: ${error instanceof Error ? error.message : String(error)}`);
@@ -234,11 +233,12 @@ async function run(file: string, workers?: number | "auto"): Promise<number> {
         if (runtime instanceof WorkerPool) await runtime.reload(next.text);
         else await runtime.reload(next.config);
         config = next.config;
+        await admin?.reloaded(next.text, next.config);
         log.info("Reloaded {file}", { file });
       } catch (error) {
-        log.error("Reload failed, the running config stays: {error}", {
-          error: error instanceof Error ? error.message : String(error),
-        });
+        const reason = error instanceof Error ? error.message : String(error);
+        admin?.reloadFailed(reason);
+        log.error("Reload failed, the running config stays: {error}", { error: reason });
       }
     });
   };
@@ -253,7 +253,11 @@ async function run(file: string, workers?: number | "auto"): Promise<number> {
     stopping = true;
     log.info("{signal}: draining for up to {ms} ms", { signal, ms: config.drainTimeoutMs });
     watch?.close();
-    Promise.allSettled([runtime.shutdown(config.drainTimeoutMs), admin?.stop()])
+    // /ready answers 503 while the listeners drain; the admin API stops after them.
+    admin?.draining();
+    runtime.shutdown(config.drainTimeoutMs)
+      .finally(() => admin?.stop())
+      .catch(() => {})
       .then(() => plugins!.stop())
       .then(stopped.resolve, stopped.resolve);
   };

@@ -21,7 +21,14 @@ import {
 } from "./normalize_shared.ts";
 import type { FieldPath, SourceDocument } from "./positions.ts";
 import type { RawCluster, RawConfig } from "./schema.ts";
-import type { ClusterConfig, MosaicConfig, PluginConfig } from "./types.ts";
+import type { RawHealthCheck, RawOutlierDetection } from "./schema_health.ts";
+import type {
+  ClusterConfig,
+  HealthCheckConfig,
+  MosaicConfig,
+  OutlierDetectionConfig,
+  PluginConfig,
+} from "./types.ts";
 import { bindsClash } from "./normalize_listeners.ts";
 import { formatHostPort } from "./values.ts";
 
@@ -51,9 +58,12 @@ export function normalizeConfig(
     ctx,
   );
   attachFilterConfigs(raw, listeners, ctx, options);
-  const admin = raw.admin === undefined
-    ? undefined
-    : { hostname: raw.admin.address.hostname, port: raw.admin.address.port };
+  const admin = raw.admin === undefined ? undefined : {
+    // MOSN's default admin address, on loopback only.
+    hostname: raw.admin.address?.hostname ?? "127.0.0.1",
+    port: raw.admin.address?.port ?? 34901,
+    ...(raw.admin.bearer_token === undefined ? {} : { token: raw.admin.bearer_token }),
+  };
   if (admin !== undefined) {
     const clash = listeners.find((l) => bindsClash(l, admin));
     if (clash !== undefined) {
@@ -118,9 +128,60 @@ function normalizeCluster(raw: RawCluster, path: FieldPath, ctx: NormalizeContex
     idleTimeoutMs: raw.idle_timeout,
     maxConnections: thresholds?.max_connections ?? 1024,
     maxPendingRequests: thresholds?.max_pending_requests ?? 1024,
+    maxRequests: thresholds?.max_requests ?? 1024,
+    maxRetries: thresholds?.max_retries ?? 3,
+    healthCheck: normalizeHealthCheck(raw.health_check),
+    outlierDetection: normalizeOutlierDetection(raw.outlier_detection),
+    healthyPanicThreshold: raw.healthy_panic_threshold ?? 50,
     protocol: raw.protocol,
     tls: normalizeTls(raw.tls_context, [...path, "tls_context"], ctx, "cluster"),
     position: ctx.source.position(path),
+  };
+}
+
+function normalizeHealthCheck(
+  raw: RawHealthCheck | undefined,
+): HealthCheckConfig | undefined {
+  if (raw === undefined) return undefined;
+  const http = raw.protocol === "http" ? raw.check_config?.http_check_config : undefined;
+  const timeoutMs = raw.timeout !== undefined && raw.timeout > 0 ? raw.timeout : 1000;
+  return {
+    protocol: raw.protocol,
+    // MOSN's http_check_config.timeout bounds the HTTP exchange; the check's own timeout
+    // bounds the whole check, so the shorter one is what counts.
+    timeoutMs: http?.timeout !== undefined && http.timeout > 0
+      ? Math.min(timeoutMs, http.timeout)
+      : timeoutMs,
+    intervalMs: raw.interval !== undefined && raw.interval > 0 ? raw.interval : 15_000,
+    intervalJitterMs: raw.interval_jitter ?? 0,
+    // MOSN leaves 0 as "never changes"; a threshold of 0 means 1 here.
+    healthyThreshold: Math.max(1, raw.healthy_threshold ?? 1),
+    unhealthyThreshold: Math.max(1, raw.unhealthy_threshold ?? 1),
+    serviceName: raw.service_name ?? "",
+    http: http === undefined ? undefined : {
+      path: http.path,
+      method: http.method,
+      domain: http.domain,
+      port: http.port,
+      codes: http.codes.length > 0 ? http.codes : [{ start: 200, end: 200 }],
+    },
+  };
+}
+
+function normalizeOutlierDetection(
+  raw: RawOutlierDetection | undefined,
+): OutlierDetectionConfig | undefined {
+  if (raw === undefined) return undefined;
+  return {
+    consecutive5xx: raw.consecutive_5xx ?? 5,
+    consecutiveGatewayFailure: raw.consecutive_gateway_failure ?? 5,
+    enforcingConsecutive5xx: raw.enforcing_consecutive_5xx ?? 100,
+    enforcingConsecutiveGatewayFailure: raw.enforcing_consecutive_gateway_failure ??
+      (raw.consecutive_gateway_failure !== undefined ? 100 : 0),
+    intervalMs: raw.interval !== undefined && raw.interval > 0 ? raw.interval : 10_000,
+    baseEjectionTimeMs: raw.base_ejection_time ?? 30_000,
+    maxEjectionTimeMs: Math.max(raw.max_ejection_time ?? 300_000, raw.base_ejection_time ?? 0),
+    maxEjectionPercent: raw.max_ejection_percent ?? 10,
   };
 }
 

@@ -9,6 +9,7 @@
 
 import { z } from "zod";
 import { routerConfig } from "./schema_routes.ts";
+import { healthCheck, outlierDetection, panicThreshold } from "./schema_health.ts";
 import {
   durationMs,
   hostPort,
@@ -86,8 +87,11 @@ const cidr = z.string().check((ctx) => {
 });
 
 const proxyConfig = z.object({
-  downstream_protocol: z.enum(["Http1", "Http2", "Auto"]).default("Auto"),
-  upstream_protocol: z.enum(["Http1", "Http2"]).default("Http1"),
+  // Http1, Http2, Auto, or a protocol codec's name (bolt), or MOSN's X with
+  // extend_config.sub_protocol; checked when normalized.
+  downstream_protocol: z.string().min(1).default("Auto"),
+  upstream_protocol: z.string().min(1).optional(),
+  extend_config: z.record(z.string(), z.unknown()).optional(),
   router_config_name: z.string().min(1),
   // Request hardening, with Envoy's names and Envoy's recommended edge defaults.
   normalize_path: z.boolean().default(true),
@@ -196,6 +200,8 @@ const server = z.object({
 const thresholds = z.object({
   max_connections: intIn(1).default(1024),
   max_pending_requests: intIn(0).default(1024),
+  max_requests: intIn(1).default(1024),
+  max_retries: intIn(0).default(3),
 });
 
 const cluster = z.object({
@@ -224,6 +230,9 @@ const cluster = z.object({
   }).optional(),
   protocol: z.enum(["Http1", "Http2"]).default("Http1"),
   tls_context: tlsContext.optional(),
+  health_check: healthCheck.optional(),
+  outlier_detection: outlierDetection.optional(),
+  healthy_panic_threshold: panicThreshold.optional(),
 });
 
 const plugin = z.object({
@@ -251,7 +260,9 @@ export const configSchema = z.object({
       error: (issue) =>
         `expected host:port or { socket_address: { address, port_value } }, got ` +
         describeValue(issue.input),
-    }),
+    }).optional(),
+    /** Mutating admin endpoints then need `Authorization: Bearer <token>`. */
+    bearer_token: z.string().min(1).optional(),
   }).optional(),
   plugins: z.record(z.string().min(1), plugin).default({}),
   drain_timeout: durationMs.default(30_000),

@@ -40,3 +40,25 @@ export function findHeadEnd(buf: Uint8Array, from: number, end: number): number 
   }
   return HEAD_INCOMPLETE;
 }
+
+/**
+ * Finds the end of a response head as a client may read it (RFC 9112 section 2.2): a line
+ * may end in a bare LF. Mosaic rebuilds every response head it forwards, so an upstream's
+ * bare LF cannot reach a client as something another reader splits differently.
+ *
+ * @param buf The received bytes; the head's first byte is not CR or LF.
+ * @param from Where to resume the search (as {@linkcode findHeadEnd}).
+ * @param end One past the last received byte.
+ * @returns The index after the blank line, or {@linkcode HEAD_INCOMPLETE}.
+ */
+export function findResponseHeadEnd(buf: Uint8Array, from: number, end: number): number {
+  let i = buf.indexOf(LF, from);
+  while (i !== -1 && i < end) {
+    // A blank line: LF right after the previous LF, or after CR after it.
+    if (i >= 1 && (buf[i - 1] === LF || (buf[i - 1] === CR && i >= 2 && buf[i - 2] === LF))) {
+      return i + 1;
+    }
+    i = buf.indexOf(LF, i + 1);
+  }
+  return HEAD_INCOMPLETE;
+}

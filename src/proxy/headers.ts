@@ -5,30 +5,11 @@
  * @module
  */
 
-/** Fields that describe one connection, not the message (RFC 9110 §7.6.1, plus legacy). */
-const HOP_BY_HOP = [
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-];
-
-/**
- * Fields a `Connection` header can never remove: the proxy's own (it sets them after the
- * strip, but a trusted client's must survive too) and those that frame or route the
- * message.
- */
-function isProtected(name: string): boolean {
-  return name === "host" || name === "content-length" || name === "x-request-id" ||
-    name === "forwarded" || name.startsWith("x-forwarded-") || name.startsWith("x-envoy-");
-}
+import { HOP_BY_HOP_FIELDS, isProtectedField } from "../http1/hop_by_hop.ts";
 
 /**
  * Removes hop-by-hop fields, including every field the `Connection` header names (except
- * the protected ones above). `transfer-encoding` goes too: each side frames the body its
+ * the protected ones, see `isProtectedField`). `transfer-encoding` goes too: each side frames the body its
  * own way.
  *
  * The lifecycle calls this on the request as it arrived, before any filter runs, and on
@@ -40,18 +21,10 @@ export function stripHopByHop(headers: Headers): void {
   if (connection !== null) {
     for (const token of connection.split(",")) {
       const name = token.trim().toLowerCase();
-      if (name !== "" && !isProtected(name)) headers.delete(name);
+      if (name !== "" && !isProtectedField(name)) headers.delete(name);
     }
   }
-  removeHopByHopFields(headers);
-}
-
-/**
- * Removes the fixed hop-by-hop fields only (not those `Connection` names): run after the
- * filters, which may have set one, since the upstream connection frames its own.
- */
-export function removeHopByHopFields(headers: Headers): void {
-  for (let i = 0; i < HOP_BY_HOP.length; i++) headers.delete(HOP_BY_HOP[i]);
+  for (let i = 0; i < HOP_BY_HOP_FIELDS.length; i++) headers.delete(HOP_BY_HOP_FIELDS[i]);
 }
 
 /** Total size of a header block as it arrived on the wire (approximately: names, values, separators). */

@@ -25,16 +25,17 @@ import { runReceivers, runSenders, StreamFilters } from "../filter/chain.ts";
 import type { FilterEntry } from "../filter/chain.ts";
 import type { RouteInfo } from "../filter/api.ts";
 import type { Route, Router } from "../router/router.ts";
-import type { ClusterManager, Host } from "../upstream/cluster.ts";
+import type { Cluster, ClusterManager, Host } from "../upstream/cluster.ts";
 import {
   UpstreamConnectError,
   UpstreamOverflowError,
   type UpstreamResponse,
 } from "../upstream/types.ts";
 import type { AccessRecord } from "../log/access_log.ts";
+import type { ListenerStats } from "../stats/scopes.ts";
 import type { DownstreamInfo, DownstreamRequest, StreamResponse } from "./downstream.ts";
 import { applyForwarded } from "./forwarded.ts";
-import { headerBlockSize, removeHopByHopFields, stripHopByHop } from "./headers.ts";
+import { headerBlockSize, stripHopByHop } from "./headers.ts";
 import { isValidAuthority, parseAbsoluteTarget } from "./host.ts";
 import { normalizeTarget } from "./path.ts";
 import { DEFAULT_REQUEST_POLICY, type RequestPolicy } from "./policy.ts";
@@ -61,6 +62,8 @@ export interface ListenerContext {
   /** Called once per stream when it ends; undefined when the listener logs no access. */
   readonly accessLog: ((record: AccessRecord) => void) | undefined;
   readonly logger: Logger;
+  /** The listener's stats, resolved once per listener (they outlive reloads). */
+  readonly stats: ListenerStats;
 }
 
 const MAX_ROUTE_REMATCHES = 8;
@@ -75,6 +78,9 @@ export async function handleStream(
   downstream: DownstreamInfo,
 ): Promise<StreamResponse> {
   const startTime = Date.now();
+  const stats = ctx.stats;
+  stats.downstream_rq_total++;
+  stats.downstream_rq_active++;
   const headers = request.headers;
   const policy = ctx.request ?? DEFAULT_REQUEST_POLICY;
   // 0. Check the request and clean it before anything reads it.
@@ -126,6 +132,7 @@ export async function handleStream(
       req.route = route;
       if (route === undefined) {
         log.flag = "NR";
+        stats.downstream_rq_no_route++;
         noRouteHost = ctx.router.virtualHost(authority);
         req.respond(404, { body: "no route\n" });
         break;
@@ -145,9 +152,9 @@ export async function handleStream(
     }
 
     // 5. Prepare the upstream request once: headers as the upstream should see them. The
-    // client's hop-by-hop fields went before the filters; a filter may have set one.
+    // client's hop-by-hop fields went before the filters; one a filter set is never
+    // written by the pool, which frames and manages its own connection.
     if (!req.responded) {
-      if (filters !== undefined) removeHopByHopFields(headers);
       applyForwarded(
         headers,
         downstream.remoteAddr.hostname,
@@ -184,6 +191,7 @@ export async function handleStream(
     // The client is gone: nothing will be written, but the stream still ends properly.
     upstream?.body?.cancel().catch(() => {});
     log.flag ||= "DC";
+    stats.downstream_rq_rx_reset++;
     log.finish(499, 0, filters);
     return { status: 499, headers: new Headers(), body: null };
   }
@@ -204,7 +212,7 @@ export async function handleStream(
     body = buffered !== undefined && buffered !== null ? buffered : upstream!.body;
   }
   if (local === undefined) {
-    stripHopByHop(responseHeaders);
+    // The pool left out the upstream's hop-by-hop fields (UpstreamResponse.headers).
     route?.applyResponseHeaders(responseHeaders);
   } else if (body !== null && !responseHeaders.has("content-type")) {
     responseHeaders.set("content-type", "text/plain");
@@ -352,6 +360,7 @@ async function sendUpstream(
   // One timer for the route timeout, cleared when the stream ends (not a timer per request
   // left to fire, as AbortSignal.timeout would be); it covers the response body too.
   const signal = timeoutMs > 0 ? log.routeTimeout(timeoutMs) : req.requestSignal;
+  const stats = cluster.stats;
   let host: Host | undefined;
 
   for (let attempt = 1;; attempt++) {
@@ -362,7 +371,7 @@ async function sendUpstream(
       req.host = host;
       if (host === undefined) {
         log.flag = "UH";
-        req.respond(502, { body: "no healthy upstream\n" });
+        req.respond(503, { body: "no healthy upstream\n" });
         return { host, response: undefined };
       }
       if (filters === undefined) break;
@@ -376,7 +385,22 @@ async function sendUpstream(
 
     log.upstreamHost = host.address;
     const body = req.content.source;
+    // The cluster's max_requests breaker (host pools keep max_connections/max_pending).
+    if (cluster.activeRequests >= cluster.maxRequests) {
+      cluster.resilience.upstream_rq_overflow++;
+      log.flag = "UO";
+      req.respond(503, { body: "upstream overflow\n" });
+      return { host, response: undefined };
+    }
+    // A retry holds one of the cluster's max_retries while it is sent.
+    const retrying = attempt > 1;
+    if (retrying) cluster.activeRetries++;
     host.active++;
+    const hostStats = host.stats;
+    stats.upstream_rq_total++;
+    hostStats.rq_total++;
+    if (attempt > 1) stats.upstream_rq_retry++;
+    const sentAt = performance.now();
     let response: UpstreamResponse;
     try {
       response = await host.pool.request({
@@ -388,9 +412,15 @@ async function sendUpstream(
       });
     } catch (error) {
       host.active--;
+      if (retrying) cluster.activeRetries--;
       if (req.requestSignal.aborted) throw error;
+      hostStats.rq_error++;
       if (signal.aborted) {
         log.flag = "UT";
+        stats.upstream_rq_timeout++;
+        stats.answered(504);
+        hostStats.rq_timeout++;
+        cluster.report(host, 504);
         ctx.logger.warn(
           `upstream ${host.address} timed out (UT, cluster "${cluster.name}"): no response within the route timeout of ${timeoutMs} ms`,
         );
@@ -399,12 +429,21 @@ async function sendUpstream(
       }
       if (error instanceof UpstreamOverflowError) {
         log.flag = "UO";
+        stats.upstream_rq_pending_overflow++;
         req.respond(503, { body: "upstream overflow\n" });
         return { host, response: undefined };
       }
+      // A connect failure or a reset is a gateway failure to outlier detection.
+      cluster.report(host, 503);
       const canRetry = error instanceof UpstreamConnectError || !(body instanceof ReadableStream);
-      if (attempt < maxAttempts && canRetry) continue;
+      if (attempt < maxAttempts && canRetry) {
+        if (retryAllowed(cluster, log)) continue;
+        req.respond(503, { body: "upstream overflow\n" });
+        return { host, response: undefined };
+      }
       log.flag = error instanceof UpstreamConnectError ? "UF" : "UR";
+      if (log.flag === "UR") stats.upstream_rq_rx_reset++;
+      stats.answered(502);
       // One line, no stack: the flag, the host, the cluster and the reason.
       ctx.logger.warn(
         `upstream ${host.address} failed (${log.flag}, cluster "${cluster.name}"): ${
@@ -414,9 +453,15 @@ async function sendUpstream(
       req.respond(502, { body: "upstream connect error or disconnect/reset before headers\n" });
       return { host, response: undefined };
     }
+    if (retrying) cluster.activeRetries--;
+    cluster.report(host, response.status);
+    stats.answered(response.status);
+    stats.upstream_rq_time.record(performance.now() - sentAt);
+    if (response.status >= 500) hostStats.rq_error++;
+    else hostStats.rq_success++;
     if (
       response.status >= 500 && retry?.retryOn5xx === true && attempt < maxAttempts &&
-      !(body instanceof ReadableStream)
+      !(body instanceof ReadableStream) && retryAllowed(cluster, log)
     ) {
       host.active--;
       response.body?.cancel().catch(() => {});
@@ -425,6 +470,18 @@ async function sendUpstream(
     log.activeHost = host;
     return { host, response };
   }
+}
+
+/**
+ * The cluster's max_retries breaker: true when another retry may be sent; else counts
+ * the overflow and flags the stream `UO` (a 5xx that wanted the retry is passed on, as
+ * Envoy does; a failure without a response is answered 503).
+ */
+function retryAllowed(cluster: Cluster, log: StreamLog): boolean {
+  if (cluster.activeRetries < cluster.maxRetries) return true;
+  cluster.resilience.upstream_rq_retry_overflow++;
+  log.flag = "UO";
+  return false;
 }
 
 /**
@@ -486,6 +543,7 @@ class StreamLog {
       this.#unlink!();
     }
     if (this.activeHost !== undefined) this.activeHost.active--;
+    this.ctx.stats.answered(status, Date.now() - this.startTime);
     filters?.destroy();
     const write = this.ctx.accessLog;
     if (write === undefined) return;

@@ -15,10 +15,14 @@ import type { ListenerContext } from "../proxy/stream.ts";
 import { requestPolicyOf } from "../proxy/policy.ts";
 import { Router } from "../router/router.ts";
 import { ClusterManager } from "../upstream/cluster.ts";
+import { threadStats } from "../stats/scopes.ts";
 import { Http1Pool } from "../upstream/http1_pool.ts";
 import { Http2Pool } from "../upstream/http2_pool.ts";
 import type { ConnectionPool } from "../upstream/types.ts";
 import { ConfigError } from "../config/errors.ts";
+import { RpcListener, type RpcListenerContext } from "../protocol/listener.ts";
+import { MultiplexPool } from "../protocol/pool.ts";
+import { type ConfigCodecs, prepareCodecs } from "../protocol/setup.ts";
 import { PlainHttpListener } from "./plain_listener.ts";
 import { type TcpProxyContext, TcpProxyListener } from "./tcp_proxy.ts";
 import { TlsHttpListener } from "./tls_listener.ts";
@@ -59,13 +63,15 @@ export interface PreparedGeneration {
   readonly config: MosaicConfig;
 }
 
-type Listener = PlainHttpListener | TcpProxyListener | TlsHttpListener;
+type Listener = PlainHttpListener | TcpProxyListener | TlsHttpListener | RpcListener;
 
 /** One config's worth of built parts. */
 interface Generation {
   config: MosaicConfig;
   clusters: ClusterManager;
   contexts: Map<string, ListenerContext | TcpProxyContext>;
+  /** Protocol codecs of listeners and clusters (Bolt, …), by name. */
+  codecs: ConfigCodecs;
   /** TLS of the listeners that have it, by listener name. */
   tls: Map<string, ListenerTls>;
   writers: AccessLogWriter[];
@@ -140,6 +146,7 @@ export class Runtime {
 
   async #build(config: MosaicConfig): Promise<Generation> {
     const http2Clusters = clustersSpeakingHttp2(config);
+    const codecs = await prepareCodecs(config);
     const tlsContext = { plugins: this.options.plugins, configFile: config.file };
     const clusterTls = new Map<string, ClusterTls>();
     for (const cluster of config.clusters.values()) {
@@ -154,7 +161,15 @@ export class Runtime {
         idleTimeoutMs: cluster.idleTimeoutMs,
         maxConnections: cluster.maxConnections,
         maxPendingRequests: cluster.maxPendingRequests,
+        stats: threadStats.host(cluster.name, host.address),
       };
+      const codec = codecs.clusters.get(cluster.name);
+      if (codec !== undefined) {
+        return new MultiplexPool(host, codec.codec, {
+          connectTimeoutMs: cluster.connectTimeoutMs,
+          maxFrameBytes: codec.maxFrameBytes,
+        });
+      }
       const tls = clusterTls.get(cluster.name);
       const pool: ConnectionPool = http2Clusters.has(cluster.name)
         ? new Http2Pool(host, options, tls?.protocol === "Http2" ? tls.options : undefined)
@@ -165,6 +180,7 @@ export class Runtime {
       config,
       clusters,
       contexts: new Map(),
+      codecs,
       tls: new Map(),
       writers: [],
       factories: [],
@@ -232,7 +248,9 @@ export class Runtime {
       return { format, writer };
     });
     const router = new Router(config.routers.get(network.routerConfigName)!);
+    const codec = generation.codecs.listeners.get(listener.name);
     return {
+      ...codec,
       name: listener.name,
       scheme: listener.tls?.status ? "https" : "http",
       router,
@@ -245,6 +263,7 @@ export class Runtime {
         for (const { format, writer } of lines) writer.write(format(record));
       },
       logger: log,
+      stats: threadStats.listener(listener.name),
     };
   }
 
@@ -268,7 +287,7 @@ export class Runtime {
       const running = this.#listeners.get(config.name);
       const tls = next.tls.get(config.name);
       if (running !== undefined) {
-        running.listener.context = context as ListenerContext & TcpProxyContext;
+        running.listener.context = context as RpcListenerContext & TcpProxyContext;
         running.config = config;
         if (running.listener instanceof PlainHttpListener) {
           running.listener.server.setTimeouts(timeoutsOf(config));
@@ -282,7 +301,13 @@ export class Runtime {
       }
       let listener: Listener;
       try {
-        listener = config.network.type === "tcp_proxy"
+        const codec = config.network.type === "proxy" ? config.network.codec : undefined;
+        listener = codec !== undefined
+          ? new RpcListener(
+            { hostname: config.hostname, port: config.port, reusePort },
+            context as RpcListenerContext,
+          )
+          : config.network.type === "tcp_proxy"
           ? new TcpProxyListener(
             { hostname: config.hostname, port: config.port, reusePort },
             context as TcpProxyContext,
@@ -352,7 +377,8 @@ function sameSocket(a: ListenerConfig, b: ListenerConfig): boolean {
   return a.hostname === b.hostname && a.port === b.port && a.network.type === b.network.type &&
     (a.tls?.status ?? false) === (b.tls?.status ?? false) &&
     (a.network.type !== "proxy" || b.network.type !== "proxy" ||
-      a.network.downstreamProtocol === b.network.downstreamProtocol);
+      (a.network.downstreamProtocol === b.network.downstreamProtocol &&
+        a.network.codec?.name === b.network.codec?.name));
 }
 
 /** The HTTP server's timeouts of a listener. */

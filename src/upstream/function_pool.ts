@@ -6,6 +6,7 @@
  * @module
  */
 
+import { stripHopByHop } from "../proxy/headers.ts";
 import type { ConnectionPool, UpstreamRequest, UpstreamResponse } from "./types.ts";
 
 /** An in-process upstream: a fetch-style handler. */
@@ -31,10 +32,12 @@ export class FunctionPool implements ConnectionPool {
         signal: request.signal,
       }),
     );
+    const headers = new Headers(response.headers);
+    stripHopByHop(headers);
     return {
       status: response.status,
       statusText: response.statusText,
-      headers: new Headers(response.headers),
+      headers,
       body: response.body,
       trailers: Promise.resolve(new Headers()),
     };

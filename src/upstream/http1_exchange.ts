@@ -18,7 +18,7 @@ import {
 } from "./types.ts";
 import type { ConnectionOwner, Http1Connection } from "./http1_connection.ts";
 import { ChunkedDecoder, type ChunkSink, MalformedChunkedError } from "../http1/chunked.ts";
-import { findHeadEnd, HEAD_BARE_LF, HEAD_INCOMPLETE } from "../http1/head_end.ts";
+import { findResponseHeadEnd, HEAD_INCOMPLETE } from "../http1/head_end.ts";
 import { decodeLatin1 } from "../http1/latin1.ts";
 import {
   addTrailerLine,
@@ -148,7 +148,7 @@ export class Http1Exchange
   async #readHead(): Promise<ResponseHead> {
     const conn = this.#conn;
     while (true) {
-      let headEnd = findHeadEnd(conn.buf, conn.start, conn.end);
+      let headEnd = findResponseHeadEnd(conn.buf, conn.start, conn.end);
       while (headEnd === HEAD_INCOMPLETE) {
         if (conn.end - conn.start >= MAX_HEAD) {
           throw new UpstreamResetError(
@@ -163,12 +163,7 @@ export class Http1Exchange
           );
         }
         this.#received = true;
-        headEnd = findHeadEnd(conn.buf, conn.start, conn.end);
-      }
-      if (headEnd === HEAD_BARE_LF) {
-        throw new UpstreamResetError(
-          `Upstream ${this.#owner.label} sent a malformed response head: a line ends in a bare LF`,
-        );
+        headEnd = findResponseHeadEnd(conn.buf, conn.start, conn.end);
       }
       let head: ResponseHead;
       try {

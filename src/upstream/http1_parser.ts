@@ -9,6 +9,7 @@
  */
 
 import { parseDecimal } from "../http1/decimal.ts";
+import { isProtectedField } from "../http1/hop_by_hop.ts";
 
 const CR = 13;
 
@@ -38,6 +39,8 @@ export class ResponseHead {
   connectionKeepAlive = false;
   /** The `timeout=N` of a Keep-Alive field, in seconds, or -1 when there is none. */
   keepAliveTimeout = -1;
+  /** Other field names Connection lists (hop-by-hop too); undefined when none. */
+  connectionNamed: string[] | undefined = undefined;
 
   /** Whether the last transfer coding is `chunked`. */
   get chunked(): boolean {
@@ -51,7 +54,8 @@ export class ResponseHead {
 /**
  * Parses a response head: status line and header fields, obsolete line folding
  * included. Framing headers (Content-Length, Transfer-Encoding, Connection) are also
- * read into the head's fields.
+ * read into the head's fields. Hop-by-hop fields (RFC 9110 section 7.6.1), and those
+ * Connection names, are left out of `headers`: they described the upstream connection.
  *
  * @param text the head, decoded as Latin-1, blank line included
  * @returns the head
@@ -91,6 +95,10 @@ export function parseResponseHead(text: string): ResponseHead {
     pos = nl + 1;
   }
   if (name !== "") addField(head, name, value);
+  const named = head.connectionNamed;
+  if (named !== undefined) {
+    for (const field of named) if (!isProtectedField(field)) head.headers.delete(field);
+  }
   return head;
 }
 
@@ -133,15 +141,27 @@ function addField(head: ResponseHead, name: string, value: string): void {
     // RFC 9112 section 5.1: whitespace before the colon must be rejected (smuggling)
     throw new MalformedResponseError(`Header name ${JSON.stringify(name)} ends in whitespace`);
   }
-  try {
-    head.headers.append(name, value);
-  } catch {
-    throw new MalformedResponseError(`Header ${JSON.stringify(name)} is not a valid field`);
-  }
   // compare lengths first so that most fields cost no lowercasing
   switch (name.length) {
+    case 2:
+      if (name.toLowerCase() === "te") return;
+      break;
+    case 7: {
+      const lower = name.toLowerCase();
+      if (lower === "upgrade" || lower === "trailer") return;
+      break;
+    }
+    case 10: {
+      const lower = name.toLowerCase();
+      if (lower === "connection") return readConnection(head, value);
+      if (lower === "keep-alive") return readKeepAlive(head, value);
+      break;
+    }
     case 14:
       if (name.toLowerCase() === "content-length") setContentLength(head, value);
+      break;
+    case 16:
+      if (name.toLowerCase() === "proxy-connection") return;
       break;
     case 17:
       if (name.toLowerCase() === "transfer-encoding") {
@@ -149,14 +169,14 @@ function addField(head: ResponseHead, name: string, value: string): void {
         head.transferEncoding = head.transferEncoding === null
           ? v
           : `${head.transferEncoding}, ${v}`;
+        return;
       }
       break;
-    case 10: {
-      const lower = name.toLowerCase();
-      if (lower === "connection") readConnection(head, value);
-      else if (lower === "keep-alive") readKeepAlive(head, value);
-      break;
-    }
+  }
+  try {
+    head.headers.append(name, value);
+  } catch {
+    throw new MalformedResponseError(`Header ${JSON.stringify(name)} is not a valid field`);
   }
 }
 
@@ -181,6 +201,7 @@ function readConnection(head: ResponseHead, value: string): void {
     const t = token.trim().toLowerCase();
     if (t === "close") head.connectionClose = true;
     else if (t === "keep-alive") head.connectionKeepAlive = true;
+    else if (t !== "") (head.connectionNamed ??= []).push(t);
   }
 }
 

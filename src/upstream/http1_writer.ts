@@ -46,10 +46,33 @@ class HeadText {
 const scratch = new HeadText();
 
 function appendField(this: HeadText, value: string, name: string): void {
-  // The framing headers are set from the body actually sent: a filter may have
-  // replaced the body, and a stale Content-Length would corrupt the connection.
-  if (name === "content-length" || name === "transfer-encoding") return;
-  if (name === "host") this.hasHost = true;
+  switch (name.length) {
+    case 4:
+      if (name === "host") this.hasHost = true;
+      break;
+    // The framing headers are set from the body actually sent: a filter may have
+    // replaced the body, and a stale Content-Length would corrupt the connection. The
+    // other hop-by-hop fields (a filter may have set one) describe the downstream
+    // connection, never this one.
+    case 14:
+      if (name === "content-length") return;
+      break;
+    case 17:
+      if (name === "transfer-encoding") return;
+      break;
+    case 2:
+      if (name === "te") return;
+      break;
+    case 7:
+      if (name === "upgrade" || name === "trailer") return;
+      break;
+    case 10:
+      if (name === "connection" || name === "keep-alive") return;
+      break;
+    case 16:
+      if (name === "proxy-connection") return;
+      break;
+  }
   this.text += name + ": " + value + "\r\n";
 }
 

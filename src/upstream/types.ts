@@ -7,7 +7,10 @@
 
 import type { HostStats } from "../stats/scopes.ts";
 
-/** A request to send upstream. Headers are already cleaned of hop-by-hop fields. */
+/**
+ * A request to send upstream. A pool never writes hop-by-hop fields from `headers` (a
+ * filter may have set one): it frames the body and manages its connection itself.
+ */
 export interface UpstreamRequest {
   method: string;
   /** Path with query string. */
@@ -27,7 +30,10 @@ export interface UpstreamRequest {
 export interface UpstreamResponse {
   status: number;
   statusText: string;
-  /** Response headers, hop-by-hop ones still in; the proxy strips them. */
+  /**
+   * Response headers without hop-by-hop fields (nor those the upstream's Connection
+   * named): a pool never hands over what described its own connection.
+   */
   headers: Headers;
   /** Null for HEAD, 204, 304 and 1xx-free empty bodies. */
   body: ReadableStream<Uint8Array> | null;

@@ -203,6 +203,8 @@ export class ClientConnection implements BodySource, ResponseOutput, Watched {
         headers: head.headers,
         body: body === null ? null : body.stream,
         signal: this.signal,
+        // The head parser left out hop-by-hop fields, and the head's size was checked.
+        sanitized: true,
       }, {
         remoteAddr: this.remoteAddr,
         protocol: head.minor === 1 ? "HTTP/1.1" : "HTTP/1.0",
@@ -284,8 +286,8 @@ export class ClientConnection implements BodySource, ResponseOutput, Watched {
         const headEnd = findHeadEnd(buf, this.start + scanned, this.end);
         if (headEnd >= 0) {
           this.#disarm();
-          if (headEnd - this.start > MAX_REQUEST_LINE) {
-            checkHeadSize(buf, this.start, headEnd, limit);
+          if (headEnd - this.start > Math.min(MAX_REQUEST_LINE, maxHeaderBytes)) {
+            checkHeadSize(buf, this.start, headEnd, limit, maxHeaderBytes);
           }
           return headEnd;
         }
@@ -293,7 +295,9 @@ export class ClientConnection implements BodySource, ResponseOutput, Watched {
           throw new BadRequestError(400, "a line of the request head ends in a bare LF");
         }
         scanned = this.end - this.start;
-        if (scanned > MAX_REQUEST_LINE) checkHeadSize(buf, this.start, this.end, limit);
+        if (scanned > MAX_REQUEST_LINE) {
+          checkHeadSize(buf, this.start, this.end, limit, maxHeaderBytes);
+        }
       } else if (server.draining) {
         return -1;
       }
@@ -467,13 +471,25 @@ export class ClientConnection implements BodySource, ResponseOutput, Watched {
   }
 }
 
-/** 414 for a request line past {@linkcode MAX_REQUEST_LINE}, 431 for a head past `limit`. */
-function checkHeadSize(buf: Uint8Array, start: number, end: number, limit: number): void {
+/**
+ * 414 for a request line past {@linkcode MAX_REQUEST_LINE}, 431 for a head past `limit` or
+ * header fields past `maxHeaderBytes` (the listener's `max_header_bytes`, checked here so
+ * the lifecycle need not walk the fields again).
+ */
+function checkHeadSize(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  limit: number,
+  maxHeaderBytes: number,
+): void {
   const lf = buf.indexOf(LF, start);
   if (lf === -1 || lf >= end || lf - start > MAX_REQUEST_LINE) {
     throw new BadRequestError(414, "the request line is too long");
   }
-  if (end - start > limit) throw new BadRequestError(431, "the request head is too large");
+  if (end - start > limit || end - (lf + 1) - 2 > maxHeaderBytes) {
+    throw new BadRequestError(431, "the request head is too large");
+  }
 }
 
 const INTERNAL_ERROR = encoder.encode("internal error\n");

@@ -13,6 +13,7 @@
 
 import { parseDecimal } from "../../http1/decimal.ts";
 import { decodeLatin1 } from "../../http1/latin1.ts";
+import { isProtectedField } from "../../http1/hop_by_hop.ts";
 
 const CR = 13;
 const LF = 10;
@@ -70,6 +71,12 @@ export interface RequestHead {
   expectContinue: boolean;
   /** The HTTP/2 connection preface (`PRI * HTTP/2.0`), for h2c with prior knowledge. */
   h2Preface: boolean;
+  /**
+   * `Upgrade` was sent. Like every hop-by-hop field it is not in `headers`: the parser
+   * leaves those out (and the fields `Connection` names), so the request the lifecycle
+   * sees is already clean of them.
+   */
+  upgrade: boolean;
 }
 
 /** `tchar` of RFC 9110 section 5.6.2, by byte. */
@@ -135,6 +142,7 @@ export function parseRequestHead(buf: Uint8Array, start: number, headEnd: number
     keepAlive: false,
     expectContinue: false,
     h2Preface: false,
+    upgrade: false,
   };
   const lineLength = lineEnd - start;
   const sp1 = text.indexOf(" ");
@@ -150,6 +158,7 @@ export function parseRequestHead(buf: Uint8Array, start: number, headEnd: number
   } else throw new BadRequestError(505, `${version} is not supported`);
 
   let transferEncoding: string | null = null;
+  let connectionNamed: string[] | undefined;
   let pos = lineLength + 2;
   const textEnd = text.length - 2;
   while (pos < textEnd) {
@@ -157,9 +166,13 @@ export function parseRequestHead(buf: Uint8Array, start: number, headEnd: number
     const nl = text.indexOf("\r", colon);
     const name = text.slice(pos, colon);
     const value = trimOws(text, colon + 1, nl);
-    head.headers.append(name, value);
-    // Compare lengths first so that most fields cost no lowercasing.
+    // Hop-by-hop fields describe this connection and never reach `headers` (RFC 9110
+    // section 7.6.1). Compare lengths first so that most fields cost no lowercasing.
+    let hopByHop = false;
     switch (name.length) {
+      case 2:
+        hopByHop = name.toLowerCase() === "te";
+        break;
       case 4:
         if (name.toLowerCase() === "host") {
           if (head.host !== null) throw new BadRequestError(400, "more than one Host field");
@@ -171,9 +184,20 @@ export function parseRequestHead(buf: Uint8Array, start: number, headEnd: number
           head.expectContinue = true;
         }
         break;
-      case 10:
-        if (name.toLowerCase() === "connection") readConnection(head, value);
+      case 7: {
+        const lower = name.toLowerCase();
+        if (lower === "upgrade") head.upgrade = hopByHop = true;
+        else hopByHop = lower === "trailer";
         break;
+      }
+      case 10: {
+        const lower = name.toLowerCase();
+        if (lower === "connection") {
+          connectionNamed = readConnection(head, value, connectionNamed);
+          hopByHop = true;
+        } else hopByHop = lower === "keep-alive";
+        break;
+      }
       case 14:
         if (name.toLowerCase() === "content-length") {
           if (head.framing === BodyFraming.Length) {
@@ -183,13 +207,23 @@ export function parseRequestHead(buf: Uint8Array, start: number, headEnd: number
           head.framing = BodyFraming.Length;
         }
         break;
+      case 16:
+        hopByHop = name.toLowerCase() === "proxy-connection";
+        break;
       case 17:
         if (name.toLowerCase() === "transfer-encoding") {
           transferEncoding = transferEncoding === null ? value : `${transferEncoding}, ${value}`;
+          hopByHop = true;
         }
         break;
     }
+    if (!hopByHop) head.headers.append(name, value);
     pos = nl + 2;
+  }
+  // The fields a client's Connection names are hop-by-hop too, except those the proxy
+  // sets or frames the message with (a client must not remove them).
+  if (connectionNamed !== undefined) {
+    for (const name of connectionNamed) if (!isProtectedField(name)) head.headers.delete(name);
   }
   if (transferEncoding !== null) {
     // RFC 9112 section 6.1: both framings at once is how requests are smuggled.
@@ -242,7 +276,15 @@ function isOws(c: number): boolean {
   return c === SP || c === HTAB;
 }
 
-function readConnection(head: RequestHead, value: string): void {
+/**
+ * Reads `close` and `keep-alive` from a Connection value; returns `named` with the other
+ * field names it lists added (undefined while there are none, the common case).
+ */
+function readConnection(
+  head: RequestHead,
+  value: string,
+  named: string[] | undefined,
+): string[] | undefined {
   const lower = value.toLowerCase();
   if (lower === "close") head.close = true;
   else if (lower === "keep-alive") head.keepAlive = true;
@@ -251,8 +293,10 @@ function readConnection(head: RequestHead, value: string): void {
       const t = token.trim();
       if (t === "close") head.close = true;
       else if (t === "keep-alive") head.keepAlive = true;
+      else if (t !== "") (named ??= []).push(t);
     }
   }
+  return named;
 }
 
 /** A Content-Length of decimal digits only; lists, signs and spaces inside are refused. */

@@ -60,6 +60,53 @@ function httpDate(): string {
 
 const LAST_CHUNK = new TextEncoder().encode("0\r\n\r\n");
 
+/** Scratch state of the header walk in {@linkcode writeResponse}; it runs synchronously. */
+interface HeadFields {
+  text: string;
+  givenLength: string;
+  hasDate: boolean;
+  close: boolean;
+}
+
+const HEAD_FIELDS: HeadFields = { text: "", givenLength: "", hasDate: false, close: false };
+
+/**
+ * Adds one response field to the head, except the hop-by-hop ones: the writer sets the
+ * framing and the connection's own fields itself.
+ */
+function appendResponseField(this: HeadFields, value: string, name: string): void {
+  switch (name.length) {
+    case 2:
+      if (name === "te") return;
+      break;
+    case 7:
+      if (name === "upgrade" || name === "trailer") return;
+      break;
+    case 16:
+      if (name === "proxy-connection") return;
+      break;
+    case 4:
+      if (name === "date") this.hasDate = true;
+      break;
+    case 10:
+      if (name === "connection" || name === "keep-alive") {
+        if (name === "connection" && value.toLowerCase().includes("close")) this.close = true;
+        return;
+      }
+      break;
+    case 14:
+      if (name === "content-length") {
+        this.givenLength = value;
+        return;
+      }
+      break;
+    case 17:
+      if (name === "transfer-encoding") return;
+      break;
+  }
+  this.text += `${name}: ${value}\r\n`;
+}
+
 /**
  * Writes `response` to `out`.
  *
@@ -82,32 +129,18 @@ export async function writeResponse(
   const body = response.body;
   const headers = response.headers;
   const noBody = status < 200 || status === 204 || status === 304 || request.method === "HEAD";
-  let head = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n`;
-  let givenLength = "";
-  let hasDate = false;
-  for (const [name, value] of headers) {
-    switch (name.length) {
-      case 4:
-        if (name === "date") hasDate = true;
-        break;
-      case 10:
-        if (name === "connection" || name === "keep-alive") {
-          if (name === "connection" && value.toLowerCase().includes("close")) close = true;
-          continue;
-        }
-        break;
-      case 14:
-        if (name === "content-length") {
-          givenLength = value;
-          continue;
-        }
-        break;
-      case 17:
-        if (name === "transfer-encoding") continue;
-        break;
-    }
-    head += `${name}: ${value}\r\n`;
-  }
+  const fields = HEAD_FIELDS;
+  fields.text = `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\n`;
+  fields.givenLength = "";
+  fields.hasDate = false;
+  fields.close = close;
+  // forEach is several times faster than the Headers iterator in Deno.
+  headers.forEach(appendResponseField, fields);
+  let head = fields.text;
+  const givenLength = fields.givenLength;
+  const hasDate = fields.hasDate;
+  close = fields.close;
+  fields.text = "";
   if (!hasDate) head += `date: ${httpDate()}\r\n`;
 
   // Framing: -1 chunked, -2 close-delimited, else a length.

