@@ -199,8 +199,8 @@ class BoltCodec implements ProtocolCodec {
       type: "response",
       requestId: request.requestId,
       headers: [],
-      body: boltStatus !== BoltStatus.SUCCESS && codec === HESSIAN2 && message !== ""
-        ? hessianString(`[mosaic] ${message} (status ${status})`)
+      body: boltStatus !== BoltStatus.SUCCESS && codec === HESSIAN2
+        ? hessianServerException(`[mosaic] ${message || "local response"} (status ${status})`)
         : new Uint8Array(0),
       status: boltStatus,
       timeoutMs: 0,
@@ -323,11 +323,47 @@ function segment(name: string): string {
   return /^[A-Za-z0-9._~:@!$&'()*+,;=-]*$/.test(name) ? name : encodeURIComponent(name);
 }
 
-/** A Hessian 2.0 string (ASCII, at most 1023 characters), the error text SOFARPC clients read. */
+const SERVER_EXCEPTION_CLASS = "com.alipay.remoting.rpc.exception.RpcServerException";
+const STACK_TRACE_TYPE = "[java.lang.StackTraceElement";
+
+/**
+ * The content SOFARPC clients read from an error response: an `RpcServerException`
+ * whose `detailMessage` is `message`, with an empty stack trace and no cause, in the
+ * Hessian form sofa-bolt-node itself writes (`O` type fields… `o` ref values…).
+ */
+function hessianServerException(message: string): Uint8Array {
+  const ascii = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
+  const parts = [
+    Uint8Array.of(0x4f, 0xc8 + (SERVER_EXCEPTION_CLASS.length >> 8)),
+    Uint8Array.of(SERVER_EXCEPTION_CLASS.length & 0xff),
+    ascii(SERVER_EXCEPTION_CLASS),
+    Uint8Array.of(0x93), // 3 fields
+    hessianString("detailMessage"),
+    hessianString("stackTrace"),
+    hessianString("cause"),
+    Uint8Array.of(0x6f, 0x90), // an instance of definition 0
+    hessianString(message),
+    Uint8Array.of(0x56, 0x74, 0x00, STACK_TRACE_TYPE.length), // 'V' 't' type: an empty array
+    ascii(STACK_TRACE_TYPE),
+    Uint8Array.of(0x6e, 0x00, 0x7a), // 'n' 0 'z'
+    Uint8Array.of(0x4e), // null cause
+  ];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/** A Hessian 2.0 string (ASCII, at most 1023 characters). */
 function hessianString(text: string): Uint8Array {
   const ascii = text.replace(/[^\x20-\x7e]/g, "?").slice(0, 1023);
   const length = ascii.length;
-  const head = length < 32 ? [length] : [0x30 + (length >> 8), length & 0xff];
+  // Short strings in one byte of length; longer ones as 'S' and a 16-bit length, which
+  // every Hessian 2 reader takes (sofa-bolt-node's does not take the 0x30 form).
+  const head = length < 32 ? [length] : [0x53, length >> 8, length & 0xff];
   const out = new Uint8Array(head.length + length);
   out.set(head);
   for (let i = 0; i < length; i++) out[head.length + i] = ascii.charCodeAt(i);
