@@ -102,6 +102,14 @@ export class TcpProxyListener {
     while (this.#connections.size > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+    if (this.#connections.size > 0) {
+      // Each proxied connection counts its two sockets.
+      const cut = Math.ceil(this.#connections.size / 2);
+      this.context.logger.warn(
+        `Listener "${this.context.name}": drain timeout of ${drainTimeoutMs} ms passed; ` +
+          `cut ${cut} TCP connection(s) still open`,
+      );
+    }
     for (const conn of this.#connections) closeQuietly(conn);
   }
 }

@@ -150,3 +150,50 @@ Deno.test("2,000 idle keep-alive connections cost one file descriptor each", asy
     upstream.close();
   }
 });
+
+Deno.test("tcp_proxy drain: an open connection is cut at drain_timeout, with a warning, and exit 0", async () => {
+  // An upstream that holds every connection open and says nothing.
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const serving = (async () => {
+    for await (const conn of silent) held.push(conn);
+  })();
+  const file = await writeConfig(`servers:
+  - listeners:
+      - name: tcp
+        address: 127.0.0.1:0
+        filter_chains:
+          - filters:
+              - type: tcp_proxy
+                config: { cluster: silent }
+drain_timeout: 300ms
+cluster_manager:
+  clusters:
+    - name: silent
+      type: SIMPLE
+      lb_type: LB_ROUNDROBIN
+      hosts: [{ address: "127.0.0.1:${(silent.addr as Deno.NetAddr).port}" }]
+`);
+  const proxy = await startProxy(file);
+  try {
+    const [hostname, port] = proxy.listeners.get("tcp")!.split(":");
+    const conn = await Deno.connect({ hostname, port: Number(port) });
+    await conn.write(new TextEncoder().encode("hello"));
+    for (let i = 0; i < 50 && held.length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    proxy.kill("SIGTERM");
+    assert.equal((await proxy.status).code, 0);
+    assert.match(
+      proxy.output(),
+      /\[WRN\].*Listener "tcp": drain timeout of 300 ms passed; cut 1 TCP connection\(s\) still open/,
+    );
+    assert.equal(await conn.read(new Uint8Array(16)).catch(() => null), null);
+    conn.close();
+  } finally {
+    await proxy.stop();
+    for (const conn of held) conn.close();
+    silent.close();
+    await serving.catch(() => {});
+  }
+});
