@@ -191,6 +191,90 @@ class HeaderBlocks {
   }
 }
 
+/** The 5-byte gRPC prefix (uncompressed, the length), then the message. */
+function grpcFrame(message: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(5 + message.length);
+  const n = message.length;
+  frame[1] = n >>> 24;
+  frame[2] = (n >>> 16) & 0xff;
+  frame[3] = (n >>> 8) & 0xff;
+  frame[4] = n & 0xff;
+  frame.set(message, 5);
+  return frame;
+}
+
+/** Calls with one timeout, in the order they started: so in the order of their deadlines. */
+interface DeadlineQueue {
+  calls: UnaryCall[];
+  head: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/**
+ * The deadlines of calls in flight, without a timer per call: calls go into a queue per
+ * timeout value (in deadline order, since they start in time order), and one timer per
+ * queue waits for its oldest unsettled call. Calls that settle meanwhile are dropped when
+ * the timer fires; a plugin filter with one `timeout` fires about one timer per timeout
+ * period, whatever the rate of calls.
+ */
+class Deadlines {
+  readonly #queues = new Map<number, DeadlineQueue>();
+
+  add(call: UnaryCall, timeoutMs: number): void {
+    call.deadline = Date.now() + timeoutMs;
+    let q = this.#queues.get(timeoutMs);
+    if (q === undefined) {
+      q = { calls: [], head: 0, timer: undefined };
+      this.#queues.set(timeoutMs, q);
+    }
+    q.calls.push(call);
+    if (q.timer === undefined) this.#arm(q, timeoutMs);
+  }
+
+  /** Drops settled calls; stops the timers of queues left empty (on close). */
+  prune(): void {
+    for (const [timeoutMs, q] of this.#queues) {
+      q.calls = q.calls.slice(q.head).filter((c) => !c.settled);
+      q.head = 0;
+      if (q.calls.length === 0) {
+        clearTimeout(q.timer);
+        this.#queues.delete(timeoutMs);
+      }
+    }
+  }
+
+  #arm(q: DeadlineQueue, timeoutMs: number): void {
+    const first = q.calls[q.head];
+    const wait = Math.max(0, first.deadline - Date.now());
+    q.timer = setTimeout(() => this.#fire(q, timeoutMs), wait);
+  }
+
+  #fire(q: DeadlineQueue, timeoutMs: number): void {
+    q.timer = undefined;
+    const now = Date.now();
+    const calls = q.calls;
+    let head = q.head;
+    while (head < calls.length) {
+      const call = calls[head];
+      if (!call.settled && call.deadline > now) break;
+      call.expire(); // a no-op for a settled call
+      head++;
+    }
+    if (head === calls.length) {
+      q.calls = [];
+      q.head = 0;
+      this.#queues.delete(timeoutMs);
+      return;
+    }
+    if (head > 1024 && head * 2 > calls.length) {
+      q.calls = calls.slice(head);
+      head = 0;
+    }
+    q.head = head;
+    this.#arm(q, timeoutMs);
+  }
+}
+
 /** One unary call in flight: gathers the answer and settles its promise. */
 class UnaryCall implements StreamHandler {
   #resolve: (bytes: Uint8Array) => void;
@@ -201,22 +285,26 @@ class UnaryCall implements StreamHandler {
   #grpcMessage = "";
   #chunks: Uint8Array[] = [];
   #received = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
   handle: { id: number; cancelled: boolean } | undefined;
+  /** When the call times out (ms since the epoch), set by {@linkcode Deadlines}. */
+  deadline = 0;
 
   constructor(
     resolve: (bytes: Uint8Array) => void,
     reject: (err: CallFailure) => void,
     readonly conn: H2Connection,
-    timeoutMs: number,
   ) {
     this.#resolve = resolve;
     this.#reject = reject;
-    if (timeoutMs > 0) this.#timer = setTimeout(() => this.#deadline(), timeoutMs);
   }
 
-  #deadline(): void {
-    this.#timer = undefined;
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  /** The deadline passed: reset the stream and fail. */
+  expire(): void {
+    if (this.#settled) return;
     if (this.handle) this.conn.cancel(this.handle);
     this.#fail(new CallFailure(GrpcStatus.DEADLINE_EXCEEDED, "deadline exceeded"));
   }
@@ -224,7 +312,6 @@ class UnaryCall implements StreamHandler {
   #fail(failure: CallFailure): void {
     if (this.#settled) return;
     this.#settled = true;
-    clearTimeout(this.#timer);
     this.#chunks = [];
     this.#reject(failure);
   }
@@ -325,7 +412,6 @@ class UnaryCall implements StreamHandler {
       return;
     }
     this.#settled = true;
-    clearTimeout(this.#timer);
     this.#resolve(body.subarray(5));
   }
 }
@@ -338,6 +424,7 @@ export class PluginClient {
   readonly #maxConnections: number;
   readonly #streamsPerConnection: number;
   #connections: H2Connection[] = [];
+  readonly #deadlines = new Deadlines();
   #closed = false;
   readonly #onGone = (c: H2Connection) => {
     const i = this.#connections.indexOf(c);
@@ -416,7 +503,7 @@ export class PluginClient {
   async call(request: PluginRequest, timeoutMs: number): Promise<PluginResponse> {
     let bytes: Uint8Array;
     try {
-      bytes = await this.#unary(CALL_PATH, encodeRequest(request), timeoutMs);
+      bytes = await this.#unary(CALL_PATH, encodeRequest(request, true), timeoutMs);
     } catch (err) {
       throw this.#error("call", err, timeoutMs);
     }
@@ -442,7 +529,7 @@ export class PluginClient {
     try {
       const bytes = await this.#unary(
         HEALTH_CHECK_PATH,
-        encodeHealthRequest(HEALTH_SERVICE),
+        grpcFrame(encodeHealthRequest(HEALTH_SERVICE)),
         timeoutMs,
       );
       return decodeHealthResponse(bytes);
@@ -459,6 +546,8 @@ export class PluginClient {
   close(): void {
     this.#closed = true;
     for (const c of [...this.#connections]) c.close();
+    // Calls still in flight keep their deadlines; no timer outlives the rest.
+    this.#deadlines.prune();
   }
 
   #open(): H2Connection {
@@ -486,31 +575,28 @@ export class PluginClient {
     return best;
   }
 
-  /** One unary call: a framed message out, a framed message back. */
-  #unary(path: string, message: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+  /**
+   * One unary call: a framed message out (the 5-byte prefix, then the message), a framed
+   * message back.
+   */
+  #unary(path: string, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     if (this.#closed) {
       return Promise.reject(new CallFailure(GrpcStatus.UNAVAILABLE, "the client was closed"));
     }
-    if (message.length > MAX_MESSAGE_BYTES) {
+    if (frame.length - 5 > MAX_MESSAGE_BYTES) {
       return Promise.reject(
         new CallFailure(
           GrpcStatus.RESOURCE_EXHAUSTED,
-          `the request is ${message.length} bytes, more than ${MAX_MESSAGE_BYTES}`,
+          `the request is ${frame.length - 5} bytes, more than ${MAX_MESSAGE_BYTES}`,
         ),
       );
     }
     const conn = this.#pick();
-    const frame = new Uint8Array(5 + message.length);
-    const n = message.length;
-    frame[1] = n >>> 24;
-    frame[2] = (n >>> 16) & 0xff;
-    frame[3] = (n >>> 8) & 0xff;
-    frame[4] = n & 0xff;
-    frame.set(message, 5);
     const block = this.#blocks.get(path, timeoutMs);
     return new Promise<Uint8Array>((resolve, reject) => {
-      const call = new UnaryCall(resolve, reject, conn, timeoutMs);
+      const call = new UnaryCall(resolve, reject, conn);
       call.handle = conn.request(block, frame, call);
+      if (timeoutMs > 0) this.#deadlines.add(call, timeoutMs);
     });
   }
 

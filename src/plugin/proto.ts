@@ -114,9 +114,10 @@ function planMap(map: Record<string, string> | undefined): MapPlan | undefined {
 
 class Writer {
   buf: Uint8Array;
-  pos = 0;
-  constructor(size: number) {
-    this.buf = new Uint8Array(size);
+  pos: number;
+  constructor(size: number, start = 0) {
+    this.buf = new Uint8Array(start + size);
+    this.pos = start;
   }
   byte(b: number): void {
     this.buf[this.pos++] = b;
@@ -186,9 +187,10 @@ function int32Size(v: number): number {
  * Encodes a {@linkcode PluginRequest} as `proto.Request`.
  *
  * @param request The request; absent fields are left out, as proto3 does.
+ * @param grpcFrame Put gRPC's 5-byte message prefix (uncompressed, the length) first.
  * @returns The message bytes.
  */
-export function encodeRequest(request: PluginRequest): Uint8Array {
+export function encodeRequest(request: PluginRequest, grpcFrame = false): Uint8Array {
   const header = planMap(request.header);
   const trailer = planMap(request.trailer);
   const body = request.body;
@@ -199,7 +201,14 @@ export function encodeRequest(request: PluginRequest): Uint8Array {
   if (trailer) size += trailer.size;
   if (body && body.length > 0) size += 1 + varintSize(body.length) + body.length;
   if (typeLen > 0) size += 1 + varintSize(typeLen) + typeLen;
-  const w = new Writer(size);
+  const w = new Writer(size, grpcFrame ? 5 : 0);
+  if (grpcFrame) {
+    const b = w.buf;
+    b[1] = size >>> 24;
+    b[2] = (size >>> 16) & 0xff;
+    b[3] = (size >>> 8) & 0xff;
+    b[4] = size & 0xff;
+  }
   if (header) w.map(0x0a, header);
   if (trailer) w.map(0x12, trailer);
   if (body && body.length > 0) {
