@@ -11,7 +11,7 @@ import type { LogLevel, MosaicConfig } from "../config/types.ts";
 import { configureLogging } from "../log/logger.ts";
 import type { PluginStatus } from "../plugin/manager.ts";
 import { threadStats } from "../stats/scopes.ts";
-import type { StatsSnapshot } from "../stats/snapshot.ts";
+import { type StatsSnapshot, sumStats } from "../stats/snapshot.ts";
 import { addDashboardRoutes } from "./dashboard.ts";
 import { addOperationsRoutes, type ConfigInfo, Readiness } from "./operations.ts";
 import { PLUGIN_ADMIN_PATH, type PluginAdmin, pluginAdminHandler } from "./plugin.ts";
@@ -87,7 +87,11 @@ export async function startAdmin(options: {
   };
   const readiness = new Readiness();
   const source = {
-    stats: () => runtime.stats ? runtime.stats() : Promise.resolve(threadStats.snapshot()),
+    // With workers, plugins run in this (the main) thread: their stats join the sum once.
+    stats: () =>
+      runtime.stats
+        ? runtime.stats().then((s) => sumStats([s, threadStats.mainThreadSnapshot()]))
+        : Promise.resolve(threadStats.snapshot()),
     config: () => config,
     configText: () => text,
     info: () => ({ ...info }),

@@ -8,8 +8,9 @@
 import { getLogger, type Logger } from "@logtape/logtape";
 import type { PluginConfig } from "../config/types.ts";
 import type { PluginCaller, PluginRequest, PluginResponse } from "../filter/api.ts";
-import { PluginStartError, PluginUnavailableError } from "./errors.ts";
+import { PluginCallError, PluginStartError, PluginUnavailableError } from "./errors.ts";
 import { PluginInstance, type PluginStatus } from "./instance.ts";
+import { type PluginStats, threadStats } from "../stats/scopes.ts";
 
 export type { PluginState, PluginStatus } from "./instance.ts";
 
@@ -84,6 +85,8 @@ export interface PluginManagerOptions {
  */
 export class PluginManager implements PluginCaller {
   readonly #instances = new Map<string, PluginInstance>();
+  /** Each plugin with its stats, resolved once (`plugin.<name>.*`), for `call`. */
+  readonly #calls = new Map<string, { instance: PluginInstance; stats: PluginStats }>();
   readonly #defaultTimeoutMs: number;
   #stopped = false;
 
@@ -97,19 +100,20 @@ export class PluginManager implements PluginCaller {
     const logger = options.logger ?? getLogger(["mosaic", "plugin"]);
     this.#defaultTimeoutMs = options.defaultTimeoutMs ?? 1000;
     for (const [name, config] of configs) {
-      this.#instances.set(
-        name,
-        new PluginInstance(config, {
-          logger: logger.getChild(name),
-          logBase: options.logBase ?? Deno.cwd(),
-          restartInitialMs: options.restartInitialMs ?? 100,
-          restartMaxMs: options.restartMaxMs ?? 5000,
-          restartResetMs: options.restartResetMs ?? 10_000,
-          healthIntervalMs: options.healthIntervalMs ?? 5000,
-          healthFailures: options.healthFailures ?? 3,
-          stopGraceMs: options.stopGraceMs ?? 2000,
-        }),
-      );
+      const instance = new PluginInstance(config, {
+        logger: logger.getChild(name),
+        logBase: options.logBase ?? Deno.cwd(),
+        restartInitialMs: options.restartInitialMs ?? 100,
+        restartMaxMs: options.restartMaxMs ?? 5000,
+        restartResetMs: options.restartResetMs ?? 10_000,
+        healthIntervalMs: options.healthIntervalMs ?? 5000,
+        healthFailures: options.healthFailures ?? 3,
+        stopGraceMs: options.stopGraceMs ?? 2000,
+      });
+      this.#instances.set(name, instance);
+      const stats = threadStats.plugin(name);
+      stats.restartsSource = () => instance.status().restarts;
+      this.#calls.set(name, { instance, stats });
     }
   }
 
@@ -149,9 +153,24 @@ export class PluginManager implements PluginCaller {
     request: PluginRequest,
     options?: { timeoutMs?: number },
   ): Promise<PluginResponse> {
-    const instance = this.#instances.get(name);
-    if (instance === undefined) return Promise.reject(this.#unknown(name));
-    return instance.call(request, options?.timeoutMs ?? this.#defaultTimeoutMs);
+    const entry = this.#calls.get(name);
+    if (entry === undefined) return Promise.reject(this.#unknown(name));
+    const { instance, stats } = entry;
+    const started = performance.now();
+    return instance.call(request, options?.timeoutMs ?? this.#defaultTimeoutMs).then(
+      (response) => {
+        stats.called(performance.now() - started, false, false);
+        return response;
+      },
+      (error) => {
+        stats.called(
+          performance.now() - started,
+          true,
+          error instanceof PluginCallError && error.timedOut,
+        );
+        throw error;
+      },
+    );
   }
 
   /** The names of the configured plugins, in config order. */

@@ -27,6 +27,7 @@ import { fromFetchRequest, toFetchResponse } from "../proxy/downstream.ts";
 import { handleStream } from "../proxy/stream.ts";
 import { serveTlsBridge, type TlsBridgeServer } from "../tls/bridge.ts";
 import { reasonOf } from "../tls/errors.ts";
+import { recordListenerCertificates } from "../tls/expiry.ts";
 import type { BoundCertificateProvider } from "../tls/material.ts";
 import { MaterialRefresher } from "../tls/refresh.ts";
 import { checkServerTlsSupported } from "../tls/server.ts";
@@ -100,6 +101,7 @@ export class TlsHttpListener {
     options: TlsHttpListenerOptions,
     context: ListenerContext,
   ): Promise<TlsHttpListener> {
+    recordListenerCertificates(context.name, options.material.cert);
     if (options.mode === "direct") {
       checkServerTlsSupported(options.tls);
       const direct = openDirect(options, options.port, options.material, context);
@@ -124,8 +126,10 @@ export class TlsHttpListener {
       tls: options.tls,
       material: options.material,
       reusePort: options.reusePort,
+      onHandshake: () => (holder.listener?.context ?? context).stats.ssl_handshake++,
       onTlsError: (failure) => {
         const ctx = holder.listener?.context ?? context;
+        ctx.stats.ssl_connection_error++;
         ctx.logger.warn("TLS handshake from {client} failed on listener {listener}: {reason}", {
           client: `${failure.remoteAddr.hostname}:${failure.remoteAddr.port}`,
           listener: ctx.name,
@@ -212,6 +216,7 @@ export class TlsHttpListener {
     if (this.#bridge !== undefined) {
       this.#bridge.setMaterial(material);
       this.#material = material;
+      recordListenerCertificates(this.#context.name, material.cert);
       return true;
     }
     if (!canReusePort()) {
@@ -225,6 +230,7 @@ export class TlsHttpListener {
     // server's keep-alive clients move over (Connection: close) before it shuts down.
     this.#direct = openDirect(this.#options, this.#addr.port, material, this.#context);
     this.#material = material;
+    recordListenerCertificates(this.#context.name, material.cert);
     previous.retire();
     const drainTimeoutMs = this.#drainTimeoutMs;
     const drained = delay(Math.min(REBIND_GRACE_MS, drainTimeoutMs))

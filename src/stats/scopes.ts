@@ -57,8 +57,8 @@ export class ListenerStats {
   ssl_handshake = 0;
   /** TLS handshakes that failed. */
   ssl_connection_error = 0;
-  /** Days until the first of the listener's certificates expires; NaN when unknown. */
-  ssl_days_until_first_cert_expiring = NaN;
+  /** The certificates the listener serves now, by name (`StatsRegistry.certificates`). */
+  certificates: ReadonlyMap<string, CertificateStats> = new Map();
 
   /** Counts a response at its end. */
   answered(status: number, ms: number): void {
@@ -91,8 +91,17 @@ export class ListenerStats {
       counters.ssl_handshake = this.ssl_handshake;
       counters.ssl_connection_error = this.ssl_connection_error;
     }
-    if (!Number.isNaN(this.ssl_days_until_first_cert_expiring)) {
-      gauges.ssl_days_until_first_cert_expiring = this.ssl_days_until_first_cert_expiring;
+    if (this.certificates.size > 0) {
+      const now = Date.now();
+      let first = Infinity;
+      for (const c of this.certificates.values()) {
+        const left = c.secondsLeft(now);
+        if (left < first) first = left;
+      }
+      if (Number.isFinite(first)) {
+        gauges.ssl_seconds_until_first_cert_expiring = first;
+        gauges.ssl_days_until_first_cert_expiring = Math.floor(first / 86_400);
+      }
     }
     return {
       kind: "listener",
@@ -330,19 +339,73 @@ export class PluginStats {
   calls = 0;
   /** Calls that failed (error, timeout, plugin down). */
   errors = 0;
+  /** Calls that ran past their deadline (counted in `errors` too). */
+  timeouts = 0;
   /** Times the plugin's process was started again after it died. */
   restarts = 0;
-  /** Call latency in milliseconds. */
+  /** Call latency in milliseconds (every call, failed ones included). */
   readonly latency: Histogram = new Histogram();
+  /**
+   * Reads restarts kept elsewhere (the plugin instance's own count), added to
+   * `restarts` at snapshot time.
+   */
+  restartsSource: (() => number) | undefined;
+
+  /** Counts one call that ended after `ms` milliseconds. */
+  called(ms: number, failed: boolean, timedOut: boolean): void {
+    this.calls++;
+    if (failed) {
+      this.errors++;
+      if (timedOut) this.timeouts++;
+    }
+    this.latency.record(ms);
+  }
 
   /** This scope's values. */
   snapshot(name: string): ScopeSnapshot {
     return {
       kind: "plugin",
       labels: { plugin: name },
-      counters: { calls: this.calls, errors: this.errors, restarts: this.restarts },
+      counters: {
+        calls: this.calls,
+        errors: this.errors,
+        timeouts: this.timeouts,
+        restarts: this.restarts + (this.restartsSource?.() ?? 0),
+      },
       gauges: {},
       histograms: { latency: this.latency.snapshot() },
+    };
+  }
+}
+
+/**
+ * A certificate a TLS listener serves: its expiry, read at snapshot time as seconds left
+ * (Envoy's `ssl.certificate.<name>.expiration_unix_time_seconds` and a countdown).
+ */
+export class CertificateStats {
+  /** `notAfter` in milliseconds since the epoch; NaN when it could not be read. */
+  notAfterMs = NaN;
+  /** The certificate's subject, for humans (`CN=…`). */
+  subject = "";
+  /** The certificate's serial number (hex), for humans. */
+  serial = "";
+
+  /** Seconds until `notAfter` (negative once expired); NaN when unknown. */
+  secondsLeft(now = Date.now()): number {
+    return Math.floor((this.notAfterMs - now) / 1000);
+  }
+
+  /** This scope's values. */
+  snapshot(listener: string, certificate: string): ScopeSnapshot {
+    return {
+      kind: "certificate",
+      labels: { listener, certificate },
+      counters: {},
+      gauges: {
+        seconds_until_expiry: this.secondsLeft(),
+        expiration_unix_time_seconds: Math.floor(this.notAfterMs / 1000),
+      },
+      histograms: {},
     };
   }
 }
@@ -361,6 +424,7 @@ export class StatsRegistry {
   readonly #hosts = new Map<string, { cluster: string; address: string; stats: HostStats }>();
   readonly #filters = new Map<string, { listener: string; name: string; stats: FilterStats }>();
   readonly #plugins = new Map<string, PluginStats>();
+  readonly #certificates = new Map<string, Map<string, CertificateStats>>();
   readonly #custom = new Map<
     string,
     { listener: string; filter: string; metrics: Map<string, CustomMetric> }
@@ -417,6 +481,31 @@ export class StatsRegistry {
   }
 
   /**
+   * Sets the certificates listener `name` serves (at start, reload and rotation): the
+   * previous ones stop being served. Each is `{ name, notAfterMs, subject, serial }`.
+   */
+  certificates(
+    listener: string,
+    certificates: readonly {
+      name: string;
+      notAfterMs: number;
+      subject?: string;
+      serial?: string;
+    }[],
+  ): void {
+    const map = new Map<string, CertificateStats>();
+    for (const c of certificates) {
+      const stats = new CertificateStats();
+      stats.notAfterMs = c.notAfterMs;
+      stats.subject = c.subject ?? "";
+      stats.serial = c.serial ?? "";
+      map.set(c.name, stats);
+    }
+    this.#certificates.set(listener, map);
+    this.listener(listener).certificates = map;
+  }
+
+  /**
    * A metric defined by a filter; the same listener, filter and name give the same metric
    * (so a reload keeps its value).
    *
@@ -448,6 +537,17 @@ export class StatsRegistry {
     return metric;
   }
 
+  /**
+   * The scopes only this thread has, whatever the workers: the plugins (every call of
+   * every worker runs in the main thread's plugin manager). The admin API adds them to
+   * the workers' sum once.
+   */
+  mainThreadSnapshot(): StatsSnapshot {
+    const scopes: ScopeSnapshot[] = [];
+    for (const [name, s] of this.#plugins) scopes.push(s.snapshot(name));
+    return { scopes };
+  }
+
   /** Every value of this thread, as plain data (it crosses threads). */
   snapshot(): StatsSnapshot {
     const scopes: ScopeSnapshot[] = [];
@@ -460,6 +560,9 @@ export class StatsRegistry {
       scopes.push(stats.snapshot(listener, name));
     }
     for (const [name, s] of this.#plugins) scopes.push(s.snapshot(name));
+    for (const [listener, certificates] of this.#certificates) {
+      for (const [name, c] of certificates) scopes.push(c.snapshot(listener, name));
+    }
     for (const { listener, filter, metrics } of this.#custom.values()) {
       const scope: ScopeSnapshot = {
         kind: "custom",

@@ -28,8 +28,20 @@ export interface StatsSnapshot {
 }
 
 /**
+ * Gauges that every worker reports alike (a certificate's expiry): the sum keeps the
+ * smallest instead of adding them.
+ */
+const SAME_IN_EVERY_WORKER: ReadonlySet<string> = new Set([
+  "ssl_seconds_until_first_cert_expiring",
+  "ssl_days_until_first_cert_expiring",
+  "seconds_until_expiry",
+  "expiration_unix_time_seconds",
+]);
+
+/**
  * Sums snapshots scope by scope and stat by stat: counters and gauges add (requests in
- * flight over all workers), histograms add bucket by bucket.
+ * flight over all workers), histograms add bucket by bucket; a certificate's expiry
+ * gauges, the same in every worker, keep the smallest.
  *
  * @param snapshots One per worker.
  * @returns The sum, scopes in the order they first appear.
@@ -48,7 +60,10 @@ export function sumStats(snapshots: Iterable<StatsSnapshot>): StatsSnapshot {
         into.counters[name] = (into.counters[name] ?? 0) + v;
       }
       for (const [name, v] of Object.entries(scope.gauges)) {
-        into.gauges[name] = (into.gauges[name] ?? 0) + v;
+        const mine = into.gauges[name];
+        if (mine === undefined) into.gauges[name] = v;
+        else if (SAME_IN_EVERY_WORKER.has(name)) into.gauges[name] = Math.min(mine, v);
+        else into.gauges[name] = mine + v;
       }
       for (const [name, h] of Object.entries(scope.histograms)) {
         const mine = into.histograms[name];

@@ -97,6 +97,8 @@ export interface TlsBridgeOptions {
   onListen?: (addr: Deno.NetAddr) => void;
   /** Called once per failed handshake. */
   onTlsError?: (failure: TlsClientFailure) => void;
+  /** Called once per completed handshake (for the listener's `ssl_handshake`). */
+  onHandshake?: () => void;
   /**
    * Takes the connections that did not choose h2 by ALPN (http/1.1, or no ALPN), for
    * Mosaic's own HTTP/1.1 server (timeouts, strict framing); absent: they go to the
@@ -214,7 +216,10 @@ export async function serveTlsBridge(
     handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
   }, (socket: TLSSocket) => bridge(socket));
 
+  const onHandshake = options.onHandshake;
+
   function bridge(socket: TLSSocket): void {
+    onHandshake?.();
     socket.setNoDelay(true);
     sockets.add(socket);
     if (options.http1 !== undefined && socket.alpnProtocol !== "h2") {

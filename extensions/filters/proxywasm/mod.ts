@@ -48,7 +48,7 @@ export const createStreamFilterFactory: CreateStreamFilterFactory = async (confi
     ? config as ProxyWasmConfig
     : parseProxyWasmConfig(config, { source: "config", configFile: context.configFile });
   const module = await compileModule(base.vm!);
-  const options = { name: context.name, logger: context.logger };
+  const options = { name: context.name, logger: context.logger, metrics: context.metrics };
   const main = new Plugin(module, base, options);
   const plugins = new Map<ProxyWasmConfig, Plugin | Promise<Plugin>>([[base, main]]);
   const unparsed = new WeakMap<object, ProxyWasmConfig>();

@@ -6,7 +6,7 @@
  */
 
 import { createHash } from "node:crypto";
-import type { FilterLogger } from "../../../mod.ts";
+import type { FilterLogger, FilterMetrics } from "../../../mod.ts";
 import { missingExports } from "./abi.ts";
 import type { ProxyWasmConfig, VmSource } from "./config.ts";
 import { WasmVm } from "./vm.ts";
@@ -56,6 +56,7 @@ export class Plugin {
   #module: WebAssembly.Module;
   #name: string;
   #logger: FilterLogger;
+  #metrics: FilterMetrics | undefined;
   #vms: WasmVm[];
   #next = 0;
   #closed = false;
@@ -68,11 +69,12 @@ export class Plugin {
   constructor(
     module: WebAssembly.Module,
     readonly config: ProxyWasmConfig,
-    options: { name: string; logger: FilterLogger },
+    options: { name: string; logger: FilterLogger; metrics?: FilterMetrics },
   ) {
     this.#module = module;
     this.#name = options.name;
     this.#logger = options.logger;
+    this.#metrics = options.metrics;
     this.#vms = Array.from({ length: config.instanceNum }, () => this.#start());
   }
 
@@ -86,6 +88,7 @@ export class Plugin {
       name: this.#name,
       config: this.config,
       logger: this.#logger,
+      metrics: this.#metrics,
     });
   }
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { FilterLogger, RequestStream, ResponseStream } from "../../../mod.ts";
+import type { FilterLogger, FilterMetrics, RequestStream, ResponseStream } from "../../../mod.ts";
 import { type AbiVersion, abiVersionOf, BufferType, MapType, Result, StreamType } from "./abi.ts";
 import type { ProxyWasmConfig } from "./config.ts";
 import * as shared from "./shared.ts";
@@ -107,6 +107,46 @@ export interface VmOptions {
   config: ProxyWasmConfig;
   /** The filter's logger. */
   logger: FilterLogger;
+  /**
+   * The filter's metrics (`FactoryContext.metrics`): what the guest defines with
+   * `proxy_define_metric` is served as `mosaic_custom_<name>{listener,filter}`.
+   */
+  metrics?: FilterMetrics;
+}
+
+/**
+ * A guest metric as the filter's own metric: resolved once, at `proxy_define_metric`,
+ * so an update is one addition on a plain object.
+ */
+interface MirroredMetric {
+  /** `proxy_increment_metric`: counters and gauges. */
+  add(n: number): void;
+  /** `proxy_record_metric`: a counter adds (as Envoy), a gauge sets, a histogram records. */
+  record(n: number): void;
+}
+
+/** The guest's name as a metric name: letters, digits and `_`, not starting with a digit. */
+export function customMetricName(name: string): string {
+  const clean = name.replace(/[^a-zA-Z0-9_]/g, "_");
+  return /^[0-9]/.test(clean) || clean === "" ? `_${clean}` : clean;
+}
+
+function mirrorMetric(
+  metrics: FilterMetrics,
+  type: "counter" | "gauge" | "histogram",
+  name: string,
+): MirroredMetric {
+  const metricName = customMetricName(name);
+  if (type === "counter") {
+    const c = metrics.counter(metricName);
+    return { add: (n) => c.inc(n), record: (n) => c.inc(n) };
+  }
+  if (type === "gauge") {
+    const g = metrics.gauge(metricName);
+    return { add: (n) => g.inc(n), record: (n) => g.set(n) };
+  }
+  const h = metrics.histogram(metricName);
+  return { add: () => {}, record: (n) => h.record(n) };
 }
 
 /** One instance of a plugin's module, started (root context configured). */
@@ -128,6 +168,8 @@ export class WasmVm {
   #nextToken = 1;
   #stdout = "";
   #stderr = "";
+  /** The filter's metrics by guest metric id (`shared.defineMetric`'s). */
+  #mirrors: (MirroredMetric | undefined)[] = [];
 
   /**
    * Instantiates and starts the VM: `_initialize` or `_start`, the root context,
@@ -872,8 +914,21 @@ export class WasmVm {
       }) as Fn,
       // metrics
       proxy_define_metric: ((type: number, np: number, nl: number, idPtr: number) => {
-        const id = shared.defineMetric(type, str(np, nl));
+        const name = str(np, nl);
+        const id = shared.defineMetric(type, name);
         if (id === undefined) return Result.BadArgument;
+        const metrics = this.#options.metrics;
+        if (metrics !== undefined && this.#mirrors[id] === undefined) {
+          try {
+            this.#mirrors[id] = mirrorMetric(metrics, shared.metricById(id)!.type, name);
+          } catch (error) {
+            // The name is taken by a metric of another type: the guest still gets its id.
+            this.#options.logger.warn("wasm metric {name} is not served: {reason}", {
+              name,
+              reason: (error as Error).message,
+            });
+          }
+        }
         this.#u32(idPtr, id);
         return Result.Ok;
       }) as Fn,
@@ -881,12 +936,14 @@ export class WasmVm {
         const metric = shared.metricById(id);
         if (metric === undefined || metric.type === "histogram") return Result.NotFound;
         metric.value += BigInt(offset);
+        this.#mirrors[id]?.add(Number(offset));
         return Result.Ok;
       }) as Fn,
       proxy_record_metric: ((id: number, value: bigint) => {
         const metric = shared.metricById(id);
         if (metric === undefined) return Result.NotFound;
         metric.value = BigInt(value);
+        this.#mirrors[id]?.record(Number(BigInt.asUintN(64, BigInt(value))));
         return Result.Ok;
       }) as Fn,
       proxy_get_metric: ((id: number, out: number) => {

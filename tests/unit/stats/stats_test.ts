@@ -3,6 +3,9 @@ import { Histogram, quantile } from "../../../src/stats/histogram.ts";
 import { StatsRegistry } from "../../../src/stats/scopes.ts";
 import { sumStats, toEnvoyJson, toPrometheus } from "../../../src/stats/snapshot.ts";
 import { filterMetrics } from "../../../src/stats/metrics.ts";
+import { certificateExpiries } from "../../../src/tls/expiry.ts";
+import { makeTestPki } from "../../helpers/certs.ts";
+import { X509Certificate } from "node:crypto";
 
 Deno.test("a histogram counts each value in the first bucket whose bound it does not pass", () => {
   const h = new Histogram([1, 10, 100]);
@@ -136,4 +139,88 @@ Deno.test("a filter's own metrics keep their value by name and refuse another ty
   assert.match(text, /^mosaic_custom_denied\{listener="ingress",filter="auth"\} 3$/m);
   assert.match(text, /^mosaic_custom_inflight\{listener="ingress",filter="auth"\} 1$/m);
   assert.match(text, /^mosaic_custom_size_bucket\{listener="ingress",filter="auth",le="100"\} 1$/m);
+});
+
+Deno.test("a plugin counts calls, errors, timeouts and latency; restarts come from its instance", () => {
+  const stats = new StatsRegistry();
+  const p = stats.plugin("checker");
+  let restarts = 2;
+  p.restartsSource = () => restarts;
+  p.called(3, false, false);
+  p.called(7, true, false);
+  p.called(1000, true, true);
+  restarts = 3;
+  const scope = stats.snapshot().scopes.find((s) => s.kind === "plugin")!;
+  assert.deepEqual(scope.labels, { plugin: "checker" });
+  assert.deepEqual(scope.counters, { calls: 3, errors: 2, timeouts: 1, restarts: 3 });
+  assert.equal(scope.histograms.latency.count, 3);
+  assert.equal(scope.histograms.latency.sum, 1010);
+  const prom = toPrometheus(stats.snapshot());
+  assert.match(prom, /^mosaic_plugin_calls\{plugin="checker"\} 3$/m);
+  assert.match(prom, /^mosaic_plugin_latency_count\{plugin="checker"\} 3$/m);
+});
+
+Deno.test("the main thread's own snapshot has only the plugins, added once to the workers' sum", () => {
+  const main = new StatsRegistry();
+  main.plugin("checker").called(2, false, false);
+  main.listener("web").downstream_rq_total = 99; // not served from the main thread with workers
+  assert.deepEqual(main.mainThreadSnapshot().scopes.map((s) => s.kind), ["plugin"]);
+  const worker = (n: number) => {
+    const w = new StatsRegistry();
+    w.listener("web").downstream_rq_total = n;
+    return w.snapshot();
+  };
+  const sum = sumStats([sumStats([worker(1), worker(2)]), main.mainThreadSnapshot()]);
+  const json = toEnvoyJson(sum);
+  assert.equal(json.stats.find((s) => s.name === "plugin.checker.calls")?.value, 1);
+  assert.equal(json.stats.find((s) => s.name === "listener.web.downstream_rq_total")?.value, 3);
+});
+
+Deno.test("a listener's certificates: seconds until notAfter, the first to expire, the same in every worker", () => {
+  const now = Date.now();
+  const registry = () => {
+    const r = new StatsRegistry();
+    r.certificates("tls", [
+      { name: "leaf", notAfterMs: now + 3 * 86_400_000 + 5000 },
+      { name: "ca", notAfterMs: now + 30 * 86_400_000 },
+    ]);
+    return r;
+  };
+  const one = registry().snapshot();
+  const leaf = one.scopes.find((s) => s.kind === "certificate" && s.labels.certificate === "leaf")!;
+  assert.deepEqual(leaf.labels, { listener: "tls", certificate: "leaf" });
+  const left = leaf.gauges.seconds_until_expiry;
+  assert.ok(Math.abs(left - (3 * 86_400 + 5)) <= 2, `${left}`);
+  const listener = one.scopes.find((s) => s.kind === "listener")!;
+  assert.equal(listener.gauges.ssl_days_until_first_cert_expiring, 3);
+  assert.ok(Math.abs(listener.gauges.ssl_seconds_until_first_cert_expiring - left) <= 1);
+  // Four workers serve the same certificate: the sum keeps one value, not four times it.
+  const sum = sumStats([one, registry().snapshot(), registry().snapshot(), registry().snapshot()]);
+  const summed = sum.scopes.find((s) =>
+    s.kind === "certificate" && s.labels.certificate === "leaf"
+  )!;
+  assert.ok(Math.abs(summed.gauges.seconds_until_expiry - left) <= 2);
+  assert.match(
+    toPrometheus(sum),
+    /^mosaic_certificate_seconds_until_expiry\{listener="tls",certificate="ca"\} \d+$/m,
+  );
+  // New material replaces the old certificates.
+  const r = registry();
+  r.certificates("tls", [{ name: "next", notAfterMs: now + 86_400_000 }]);
+  const names = r.snapshot().scopes.filter((s) => s.kind === "certificate").map((s) =>
+    s.labels.certificate
+  );
+  assert.deepEqual(names, ["next"]);
+});
+
+Deno.test("certificateExpiries reads notAfter of every certificate of a PEM chain", async () => {
+  const pki = await makeTestPki();
+  const chain = pki.serverCert + "\n" + pki.caCert;
+  const expiries = certificateExpiries(chain);
+  assert.equal(expiries.length, 2);
+  for (const [e, pem] of [[expiries[0], pki.serverCert], [expiries[1], pki.caCert]] as const) {
+    assert.equal(e.notAfterMs, Date.parse(new X509Certificate(pem).validTo));
+  }
+  assert.ok(expiries[0].notAfterMs > Date.now());
+  assert.deepEqual(certificateExpiries("not a pem"), []);
 });
