@@ -36,6 +36,7 @@ export interface RpcListenerOptions {
 }
 
 const DRAIN_POLL_MS = 20;
+const DRAINING = new TextEncoder().encode("draining: the proxy is shutting down");
 
 /** Accepts connections of one codec's protocol and serves their requests. */
 export class RpcListener {
@@ -202,7 +203,8 @@ class RpcConnection {
     try {
       let response: StreamResponse;
       if (this.draining) {
-        response = { status: 503, headers: new Headers(), body: null };
+        // Overflow (the codec's busy status), naming why: the client may go elsewhere.
+        response = { status: 503, headers: new Headers(), body: DRAINING };
       } else {
         response = await handleStream(ctx, {
           method: line.method,
