@@ -172,8 +172,27 @@ const streamFilter = z.object({
 
 const accessLog = z.object({
   log_path: z.string().min(1).default("stdout"),
-  log_format: z.string().min(1).default(DEFAULT_ACCESS_LOG_FORMAT),
+  // A MOSN variable format, or Envoy's `{ json_format: { key: "%VAR%" } }`.
+  log_format: z.union([
+    z.string().min(1),
+    z.strictObject({ json_format: z.record(z.string(), jsonFormatValue()) }),
+  ]).default(DEFAULT_ACCESS_LOG_FORMAT),
 });
+
+/** A `json_format` value: a format string, a constant, or a nested object of them. */
+function jsonFormatValue(): z.ZodType<JsonFormatValue> {
+  return z.lazy(() =>
+    z.union([
+      z.string(),
+      z.number(),
+      z.boolean(),
+      z.null(),
+      z.record(z.string(), jsonFormatValue()),
+    ])
+  );
+}
+
+type JsonFormatValue = string | number | boolean | null | { [key: string]: JsonFormatValue };
 
 const listener = z.object({
   name: z.string().min(1).optional(),

@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { JsonFormatFields } from "../log/access_log.ts";
+
 /** Log levels, as in MOSN's `default_log_level`. */
 export type LogLevel = "trace" | "debug" | "info" | "warning" | "error" | "fatal";
 
@@ -202,8 +204,11 @@ export interface SandboxConfig {
 export interface AccessLogConfig {
   /** `stdout`, `stderr` or a file path. */
   path: string;
-  /** MOSN variable format, e.g. `%start_time% %response_code%`. */
-  format: string;
+  /**
+   * MOSN variable format, e.g. `%start_time% %response_code%`, or Envoy's JSON format
+   * `{ json_format: { status: "%RESPONSE_CODE%" } }`.
+   */
+  format: string | { json_format: JsonFormatFields };
 }
 
 /** A router config (`servers[].routers[]`). */

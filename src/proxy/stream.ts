@@ -33,6 +33,7 @@ import {
 } from "../upstream/types.ts";
 import type { AccessRecord } from "../log/access_log.ts";
 import type { ListenerStats } from "../stats/scopes.ts";
+import { endAttempt, type StreamSpan, tracer } from "../trace/tracer.ts";
 import type { DownstreamInfo, DownstreamRequest, StreamResponse } from "./downstream.ts";
 import { applyForwarded } from "./forwarded.ts";
 import { headerBlockSize, stripHopByHop } from "./headers.ts";
@@ -100,6 +101,10 @@ export async function handleStream(
       ctx.router.match(authority, req.path, headers) ?? ctx.router.virtualHost(authority);
   }
   const log = new StreamLog(ctx, req, downstream, startTime);
+  // Deno's OpenTelemetry, when on (checked once per process): the stream's span.
+  if (tracer !== undefined) {
+    log.trace = tracer.startStream(req.method, req.path, downstream.protocol, ctx.name, headers);
+  }
   let filters: StreamFilters | undefined;
   let route: Route | undefined;
   let host: Host | undefined;
@@ -248,10 +253,10 @@ export async function handleStream(
       ? body.byteLength
       : Number(responseHeaders.get("content-length") ?? -1);
     downstream.completed.then(
-      () => log.finish(status, sent, filters),
+      () => log.finish(status, sent, filters, responseHeaders),
       () => {
         log.flag ||= "DC";
-        log.finish(status, sent, filters);
+        log.finish(status, sent, filters, responseHeaders);
       },
     );
     return { status, headers: responseHeaders, body };
@@ -259,11 +264,11 @@ export async function handleStream(
   if (body instanceof ReadableStream) {
     const tracked = trackBody(body, request.signal, (bytesSent, error) => {
       if (error !== undefined) log.flag ||= "DC";
-      log.finish(status, bytesSent, filters);
+      log.finish(status, bytesSent, filters, responseHeaders);
     });
     return { status, headers: responseHeaders, body: tracked };
   }
-  log.finish(status, body?.byteLength ?? 0, filters);
+  log.finish(status, body?.byteLength ?? 0, filters, responseHeaders);
   return { status, headers: responseHeaders, body };
 }
 
@@ -354,6 +359,7 @@ async function sendUpstream(
     req.respond(502, { body: "no cluster\n" });
     return { host: undefined, response: undefined };
   }
+  log.cluster = cluster.name;
   const retry = route.retryPolicy;
   const maxAttempts = 1 + (retry?.numRetries ?? 0);
   const timeoutMs = route.timeoutMs;
@@ -401,6 +407,11 @@ async function sendUpstream(
     hostStats.rq_total++;
     if (attempt > 1) stats.upstream_rq_retry++;
     const sentAt = performance.now();
+    log.attempts = attempt;
+    // The attempt's span; the upstream request's traceparent names it.
+    const span = log.trace === undefined
+      ? undefined
+      : log.trace.attempt(req.headers, cluster.name, host.address, attempt);
     let response: UpstreamResponse;
     try {
       response = await host.pool.request({
@@ -413,6 +424,7 @@ async function sendUpstream(
     } catch (error) {
       host.active--;
       if (retrying) cluster.activeRetries--;
+      if (span !== undefined) endAttempt(span, 0, attemptFlag(error, signal));
       if (req.requestSignal.aborted) throw error;
       hostStats.rq_error++;
       if (signal.aborted) {
@@ -454,9 +466,13 @@ async function sendUpstream(
       return { host, response: undefined };
     }
     if (retrying) cluster.activeRetries--;
+    const upstreamMs = performance.now() - sentAt;
+    log.upstreamMs = upstreamMs;
+    log.responseMs = Date.now() - log.startTime;
+    if (span !== undefined) endAttempt(span, response.status);
     cluster.report(host, response.status);
     stats.answered(response.status);
-    stats.upstream_rq_time.record(performance.now() - sentAt);
+    stats.upstream_rq_time.record(upstreamMs);
     if (response.status >= 500) hostStats.rq_error++;
     else hostStats.rq_success++;
     if (
@@ -484,6 +500,13 @@ function retryAllowed(cluster: Cluster, log: StreamLog): boolean {
   return false;
 }
 
+/** The response flag of an attempt that got no response, for its span. */
+function attemptFlag(error: unknown, signal: AbortSignal): string {
+  if (signal.aborted) return "UT";
+  if (error instanceof UpstreamOverflowError) return "UO";
+  return error instanceof UpstreamConnectError ? "UF" : "UR";
+}
+
 /**
  * The reason of an upstream failure in a few words: `connection refused`, `connection
  * reset`, or the error's own message (and its cause's).
@@ -504,6 +527,16 @@ function reasonOf(error: unknown): string {
 class StreamLog {
   flag = "";
   upstreamHost = "";
+  /** The cluster the stream went to, "" before one was chosen. */
+  cluster = "";
+  /** Upstream attempts sent. */
+  attempts = 0;
+  /** Upstream time of the attempt that answered, ms; -1 without one. */
+  upstreamMs = -1;
+  /** From the stream's start to the upstream response head, ms; -1 without one. */
+  responseMs = -1;
+  /** The stream's span when Deno's OpenTelemetry is on. */
+  trace: StreamSpan | undefined = undefined;
   /** The host whose in-flight count this stream holds until it ends. */
   activeHost: Host | undefined;
   #done = false;
@@ -535,7 +568,12 @@ class StreamLog {
   }
 
   /** Writes the access log line and destroys the filters, once. */
-  finish(status: number, bytesSent: number, filters: StreamFilters | undefined): void {
+  finish(
+    status: number,
+    bytesSent: number,
+    filters: StreamFilters | undefined,
+    responseHeaders?: Headers,
+  ): void {
     if (this.#done) return;
     this.#done = true;
     if (this.#timer !== undefined) {
@@ -545,6 +583,10 @@ class StreamLog {
     if (this.activeHost !== undefined) this.activeHost.active--;
     this.ctx.stats.answered(status, Date.now() - this.startTime);
     filters?.destroy();
+    const trace = this.trace;
+    if (trace !== undefined) {
+      trace.end(status, this.flag, this.req.route?.name, this.cluster, this.upstreamHost);
+    }
     const write = this.ctx.accessLog;
     if (write === undefined) return;
     write({
@@ -560,6 +602,14 @@ class StreamLog {
       upstreamHost: this.upstreamHost,
       requestHeaders: this.req.headers,
       listener: this.ctx.name,
+      responseHeaders,
+      responseDurationMs: this.responseMs,
+      upstreamServiceMs: this.upstreamMs,
+      cluster: this.cluster,
+      routeName: this.req.route?.name ?? "",
+      attempts: this.attempts,
+      traceId: trace?.traceId,
+      spanId: trace?.spanId,
     });
   }
 }

@@ -36,6 +36,8 @@ export interface StartOptions {
   timeoutMs?: number;
   /** Extra CLI arguments before the config path (e.g. `check`). */
   args?: string[];
+  /** Extra environment of the process (e.g. `OTEL_*`), over the test's own. */
+  env?: Record<string, string>;
 }
 
 /** The temp folders {@linkcode writeConfig} made, removed after the test file's last test. */
@@ -82,7 +84,7 @@ export async function startProxy(
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...options.env },
   }).spawn();
   let text = "";
   const waiters = new Set<() => void>();

@@ -1,0 +1,212 @@
+/**
+ * Tracing through the real proxy process on Deno's built-in OpenTelemetry: an OTLP/HTTP
+ * receiver (JSON) started by the test gets the stream span (the child of the client's
+ * `traceparent`) and the upstream attempt span (the child of the stream span), and the
+ * upstream sees a `traceparent` naming the attempt span. The same run checks a JSON
+ * access log line.
+ */
+
+import assert from "node:assert/strict";
+import { freePort, startProxy, startUpstream, writeConfig } from "../../helpers/proxy_process.ts";
+
+interface OtlpSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  kind: number;
+  attributes: { key: string; value: Record<string, unknown> }[];
+}
+
+/** An OTLP/HTTP receiver of JSON traces on a loopback port; keeps spans of scope `mosaic`. */
+function startReceiver() {
+  const spans: OtlpSpan[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const body = await req.text();
+    if (new URL(req.url).pathname === "/v1/traces") {
+      const data = JSON.parse(body) as {
+        resourceSpans: { scopeSpans: { scope: { name: string }; spans: OtlpSpan[] }[] }[];
+      };
+      for (const resource of data.resourceSpans ?? []) {
+        for (const scope of resource.scopeSpans ?? []) {
+          if (scope.scope?.name === "mosaic") spans.push(...scope.spans);
+        }
+      }
+    }
+    return Response.json({});
+  });
+  return { spans, port: server.addr.port, close: () => server.shutdown() };
+}
+
+function attribute(span: OtlpSpan, key: string): unknown {
+  const value = span.attributes.find((a) => a.key === key)?.value;
+  if (value === undefined) return undefined;
+  return value.stringValue ?? Number(value.intValue ?? value.doubleValue) ?? value.boolValue;
+}
+
+function config(listenerPort: number, upstream: string, logFile: string): string {
+  return `
+servers:
+  - default_log_level: INFO
+    routers:
+      - router_config_name: r
+        virtual_hosts:
+          - name: all
+            domains: ["*"]
+            routers:
+              - match: { prefix: / }
+                route: { cluster_name: up }
+                name: api
+    listeners:
+      - name: web
+        address: 127.0.0.1:${listenerPort}
+        filter_chains:
+          - filters:
+              - type: proxy
+                config: { router_config_name: r }
+        access_logs:
+          - log_path: ${logFile}
+            log_format:
+              json_format:
+                status: "%RESPONSE_CODE%"
+                flags: "%RESPONSE_FLAGS%"
+                bytes_received: "%BYTES_RECEIVED%"
+                bytes_sent: "%BYTES_SENT%"
+                upstream_ms: "%UPSTREAM_SERVICE_TIME%"
+                ua: "%REQ(USER-AGENT)%"
+                ct: "%RESP(CONTENT-TYPE)%"
+                trace: "%TRACE_ID%"
+                request: "%REQ(:METHOD)% %REQ(:PATH)%"
+cluster_manager:
+  clusters:
+    - name: up
+      type: SIMPLE
+      lb_type: LB_ROUNDROBIN
+      hosts: [{ address: "${upstream}" }]
+`;
+}
+
+Deno.test("stream and attempt spans reach an OTLP receiver; traceparent goes upstream", async () => {
+  const receiver = startReceiver();
+  const seen: string[] = [];
+  const upstream = startUpstream((request) => {
+    seen.push(request.headers.get("traceparent") ?? "");
+    return new Response("hello\n", { headers: { "content-type": "text/x-test" } });
+  });
+  const dir = await Deno.makeTempDir({ prefix: "mosaic-tracing-" });
+  const logFile = `${dir}/access.log`;
+  const listenerPort = freePort();
+  const proxy = await startProxy(
+    await writeConfig(config(listenerPort, upstream.address, logFile), dir),
+    {
+      // Narrow grants: OpenTelemetry's exporter runs inside the runtime and needs none.
+      flags: [`--allow-net=127.0.0.1`, `--allow-read=${dir}`, `--allow-write=${dir}`],
+      env: {
+        OTEL_DENO: "true",
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`,
+        OTEL_SERVICE_NAME: "mosaic-test",
+        OTEL_BSP_SCHEDULE_DELAY: "100",
+      },
+    },
+  );
+  try {
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const clientSpan = "00f067aa0ba902b7";
+    const res = await fetch(`http://127.0.0.1:${listenerPort}/hello?x=1`, {
+      method: "POST",
+      body: "ping",
+      headers: { traceparent: `00-${traceId}-${clientSpan}-01`, "user-agent": "tracing-test" },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), "hello\n");
+
+    const deadline = Date.now() + 15_000;
+    const find = () => {
+      const stream = receiver.spans.find((s) => s.kind === 2 && s.traceId === traceId);
+      const attempt = receiver.spans.find((s) => s.kind === 3 && s.traceId === traceId);
+      return { stream, attempt };
+    };
+    while (Date.now() < deadline && (find().stream === undefined || find().attempt === undefined)) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const { stream, attempt } = find();
+    assert.ok(stream, `no stream span in ${JSON.stringify(receiver.spans)}`);
+    assert.ok(attempt, `no attempt span in ${JSON.stringify(receiver.spans)}`);
+    assert.equal(stream.parentSpanId, clientSpan);
+    assert.equal(attempt.parentSpanId, stream.spanId);
+    assert.equal(stream.name, "POST");
+    assert.equal(attribute(stream, "mosaic.route"), "api");
+    assert.equal(attribute(stream, "mosaic.cluster"), "up");
+    assert.equal(attribute(stream, "mosaic.upstream_host"), upstream.address);
+    assert.equal(attribute(stream, "http.response.status_code"), 200);
+    assert.equal(attribute(stream, "url.path"), "/hello");
+    assert.equal(attribute(stream, "mosaic.listener"), "web");
+    assert.equal(attribute(attempt, "mosaic.cluster"), "up");
+    assert.equal(attribute(attempt, "mosaic.attempt"), 1);
+    assert.equal(attribute(attempt, "http.response.status_code"), 200);
+    assert.equal(attribute(attempt, "server.port"), upstream.port);
+
+    // The upstream saw the same trace, its parent the attempt span.
+    assert.deepEqual(seen, [`00-${traceId}-${attempt.spanId}-01`]);
+
+    // A request without traceparent starts a trace of its own, still propagated.
+    const res2 = await fetch(`http://127.0.0.1:${listenerPort}/second`);
+    await res2.body?.cancel();
+    assert.match(seen[1], /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    assert.notEqual(seen[1].slice(3, 35), traceId);
+
+    // The JSON access log line of the first request.
+    let lines: string[] = [];
+    while (Date.now() < deadline && lines.length < 2) {
+      lines = (await Deno.readTextFile(logFile).catch(() => "")).split("\n").filter(Boolean);
+      if (lines.length < 2) await new Promise((r) => setTimeout(r, 50));
+    }
+    const line = JSON.parse(lines[0]);
+    assert.equal(line.status, 200);
+    assert.equal(line.flags, null);
+    assert.equal(line.bytes_received, 4);
+    assert.equal(line.bytes_sent, 6);
+    assert.equal(typeof line.upstream_ms, "number");
+    assert.equal(line.ua, "tracing-test");
+    assert.equal(line.ct, "text/x-test");
+    assert.equal(line.trace, traceId);
+    assert.equal(line.request, "POST /hello?x=1");
+    assert.equal(JSON.parse(lines[1]).trace, seen[1].slice(3, 35));
+  } finally {
+    await proxy.stop();
+    await upstream.close();
+    await receiver.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("without OTEL_DENO the client's traceparent goes upstream unchanged", async () => {
+  const seen: string[] = [];
+  const upstream = startUpstream((request) => {
+    seen.push(request.headers.get("traceparent") ?? "");
+    return new Response("ok\n");
+  });
+  const dir = await Deno.makeTempDir({ prefix: "mosaic-tracing-" });
+  const listenerPort = freePort();
+  const proxy = await startProxy(
+    await writeConfig(config(listenerPort, upstream.address, `${dir}/access.log`), dir),
+    {
+      flags: [`--allow-net=127.0.0.1`, `--allow-read=${dir}`, `--allow-write=${dir}`],
+      env: { OTEL_DENO: "false" },
+    },
+  );
+  try {
+    const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const res = await fetch(`http://127.0.0.1:${listenerPort}/`, {
+      headers: { traceparent: parent },
+    });
+    await res.body?.cancel();
+    assert.equal(res.status, 200);
+    assert.deepEqual(seen, [parent]);
+  } finally {
+    await proxy.stop();
+    await upstream.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
