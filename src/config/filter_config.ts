@@ -30,6 +30,8 @@ export class FilterConfigError extends Error {
   readonly problem: string;
 
   /**
+   * Makes the error; the message is the path and the problem.
+   *
    * @param path Keys and list indexes from the top of the filter's config.
    * @param problem What is wrong, e.g. `expected an integer of at least 0, got -1`.
    */
