@@ -12,11 +12,15 @@ import { startRecordingUpstream } from "../../attack/client_upstream.ts";
 const H = "Host: a\r\n";
 const MAIN = new URL("../../../main.ts", import.meta.url).pathname;
 
+/** An upstream that answers after `ms`; `reached` settles when a request got there. */
 function slowUpstream(ms: number) {
-  return startUpstream(async () => {
+  const reached = Promise.withResolvers<void>();
+  const upstream = startUpstream(async () => {
+    reached.resolve();
     await new Promise((resolve) => setTimeout(resolve, ms));
     return new Response("slow");
   });
+  return Object.assign(upstream, { reached: reached.promise });
 }
 
 Deno.test("drain on SIGTERM: in-flight requests are answered with Connection: close, idle connections close, exit 0", async () => {
@@ -32,7 +36,7 @@ Deno.test("drain on SIGTERM: in-flight requests are answered with Connection: cl
     // An idle keep-alive connection, and an in-flight request.
     const idle = await Deno.connect({ hostname, port: Number(port) });
     const inFlight = rawExchange(address, `GET /slow HTTP/1.1\r\n${H}\r\n`, { readMs: 8000 });
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await upstream.reached;
     proxy.kill("SIGTERM");
     const idleClosed = await idle.read(new Uint8Array(16)).catch(() => null);
     idle.close();
@@ -58,7 +62,7 @@ Deno.test("drain timeout: what is left is cut, with one warning counting the cut
   try {
     const address = proxy.listeners.get("l")!;
     const cut = rawExchange(address, `GET /slow HTTP/1.1\r\n${H}\r\n`, { readMs: 8000 });
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await upstream.reached;
     proxy.kill("SIGTERM");
     const result = await cut;
     assert.ok(result.closed);

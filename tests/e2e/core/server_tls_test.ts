@@ -75,7 +75,9 @@ Deno.test("over TLS, a slow head gets 408 and the connection closes; good reques
 });
 
 Deno.test("SIGTERM drains a TLS listener: the in-flight request is answered, exit 0", async () => {
+  const reached = Promise.withResolvers<void>();
   const upstream = startUpstream(async () => {
+    reached.resolve();
     await new Promise((resolve) => setTimeout(resolve, 1200));
     return new Response("slow");
   });
@@ -93,7 +95,9 @@ Deno.test("SIGTERM drains a TLS listener: the in-flight request is answered, exi
       ["GET / HTTP/1.1\r\nHost: a\r\n\r\n"],
       8000,
     );
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    // The request is in flight once the upstream has it (a busy machine may take a while
+    // to finish the TLS handshake; a connection with no request yet is closed at once).
+    await reached.promise;
     proxy.kill("SIGTERM");
     const answered = await inFlight;
     assert.match(answered.text, /^HTTP\/1\.1 200 OK[\s\S]*connection: close[\s\S]*slow$/);
