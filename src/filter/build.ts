@@ -20,6 +20,7 @@ import { getStreamFilter, registeredFilterTypes } from "./registry.ts";
 import { filterLogger } from "../log/logger.ts";
 import { filterMetrics } from "../stats/metrics.ts";
 import { threadStats } from "../stats/scopes.ts";
+import { tracePlugins } from "../trace/tracer.ts";
 
 /** A stream filter could not be created. */
 export class FilterLoadError extends Error {
@@ -79,7 +80,7 @@ async function buildFilterEntry(
     listener: options.listener,
     configFile: options.configFile,
     logger,
-    plugins: options.plugins,
+    plugins: tracePlugins(options.plugins, filter.name),
     metrics: filterMetrics(options.listener, filter.name),
   };
   let factory: StreamFilterFactory;

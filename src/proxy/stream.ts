@@ -73,10 +73,23 @@ const MAX_HOST_RECHOOSES = 8;
 export type { DownstreamInfo, DownstreamRequest, StreamResponse };
 
 /** Runs one request through the listener and returns the response to write. */
-export async function handleStream(
+export function handleStream(
   ctx: ListenerContext,
   request: DownstreamRequest,
   downstream: DownstreamInfo,
+): Promise<StreamResponse> {
+  // Deno's OpenTelemetry, when on (checked once per process): the stream's span, active
+  // while the stream runs so that plugin calls become its children.
+  if (tracer === undefined) return runStream(ctx, request, downstream, undefined);
+  const span = tracer.startStream(request.method, downstream.protocol, ctx.name, request.headers);
+  return tracer.run(span, () => runStream(ctx, request, downstream, span));
+}
+
+async function runStream(
+  ctx: ListenerContext,
+  request: DownstreamRequest,
+  downstream: DownstreamInfo,
+  span: StreamSpan | undefined,
 ): Promise<StreamResponse> {
   const startTime = Date.now();
   const stats = ctx.stats;
@@ -101,9 +114,9 @@ export async function handleStream(
       ctx.router.match(authority, req.path, headers) ?? ctx.router.virtualHost(authority);
   }
   const log = new StreamLog(ctx, req, downstream, startTime);
-  // Deno's OpenTelemetry, when on (checked once per process): the stream's span.
-  if (tracer !== undefined) {
-    log.trace = tracer.startStream(req.method, req.path, downstream.protocol, ctx.name, headers);
+  if (span !== undefined) {
+    log.trace = span;
+    span.setPath(req.path);
   }
   let filters: StreamFilters | undefined;
   let route: Route | undefined;

@@ -13,6 +13,9 @@
  * @module
  */
 
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { PluginCaller } from "../contract/filter.ts";
+
 /** The W3C trace context of a span: what `traceparent` carries. */
 export interface SpanContext {
   traceId: string;
@@ -146,6 +149,12 @@ export class StreamSpan {
     return span;
   }
 
+  /** Sets the stream's normalized path (without the query) as `url.path`. */
+  setPath(path: string): void {
+    const query = path.indexOf("?");
+    this.span.setAttribute("url.path", query < 0 ? path : path.slice(0, query));
+  }
+
   /** Starts a child span, e.g. for a call to an out-of-process filter. */
   child(name: string, attributes: Record<string, string | number | boolean>): Span {
     return this.#tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, this.#context);
@@ -205,20 +214,12 @@ export class StreamTracer {
    * Starts the span of a stream: a child of the request's `traceparent` when it has a
    * valid one, else the root of a new trace.
    */
-  startStream(
-    method: string,
-    path: string,
-    protocol: string,
-    listener: string,
-    headers: Headers,
-  ): StreamSpan {
+  startStream(method: string, protocol: string, listener: string, headers: Headers): StreamSpan {
     const parent = parseTraceparent(headers.get("traceparent"));
-    const query = path.indexOf("?");
     const span = this.#tracer.startSpan(method, {
       kind: SpanKind.SERVER,
       attributes: {
         "http.request.method": method,
-        "url.path": query < 0 ? path : path.slice(0, query),
         "network.protocol.version": protocol.startsWith("HTTP/") ? protocol.slice(5) : protocol,
         "server.address": headers.get("host") ?? "",
         "mosaic.listener": listener,
@@ -226,6 +227,44 @@ export class StreamTracer {
     }, parent === undefined ? ROOT : new Context(new RemoteSpan(parent)));
     return new StreamSpan(this.#tracer, span);
   }
+
+  /** Runs `fn` with `span` as the active stream span (see {@linkcode tracePlugins}). */
+  run<T>(span: StreamSpan, fn: () => T): T {
+    return ACTIVE.run(span, fn);
+  }
+}
+
+/** The stream span of the running stream, across its awaits. */
+const ACTIVE = new AsyncLocalStorage<StreamSpan>();
+
+/**
+ * Wraps a filter's plugin caller so that each call is a child span of the stream that
+ * makes it (kind client, named `plugin <name>`). Returns `plugins` itself when tracing
+ * is off.
+ */
+export function tracePlugins(plugins: PluginCaller, filter: string): PluginCaller {
+  if (tracer === undefined) return plugins;
+  return {
+    call(name, request, options) {
+      const stream = ACTIVE.getStore();
+      if (stream === undefined) return plugins.call(name, request, options);
+      const span = stream.child(`plugin ${name}`, {
+        "mosaic.plugin": name,
+        "mosaic.filter": filter,
+        "mosaic.plugin.call_type": request.type ?? "",
+      });
+      return plugins.call(name, request, options).then((response) => {
+        span.setAttribute("mosaic.plugin.status", response.status ?? 0);
+        span.end();
+        return response;
+      }, (error) => {
+        span.setAttribute("error.type", error?.name ?? "Error");
+        span.setStatus({ code: SpanStatus.ERROR, message: String(error?.message ?? error) });
+        span.end();
+        throw error;
+      });
+    },
+  };
 }
 
 const ROOT = new Context(undefined);

@@ -210,3 +210,84 @@ Deno.test("without OTEL_DENO the client's traceparent goes upstream unchanged", 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a plugin call is a child span of the stream", async () => {
+  const receiver = startReceiver();
+  const upstream = startUpstream(() => new Response("ok\n"));
+  const dir = await Deno.makeTempDir({ prefix: "mosaic-tracing-" });
+  const example = new URL("../../../examples/plugin_filter/", import.meta.url).pathname;
+  const listenerPort = freePort();
+  const yaml = config(listenerPort, upstream.address, `${dir}/access.log`)
+    .replace(
+      "        access_logs:",
+      `        stream_filters:
+          - type: plugin
+            config: { plugin: checker, timeout: 2s, failure_mode: closed }
+        access_logs:`,
+    ) + `plugins:
+  checker:
+    command: [/usr/bin/python3, ${example}python/checker.py, -c, ${example}checkconf.json]
+    network: tcp
+`;
+  const proxy = await startProxy(await writeConfig(yaml, dir), {
+    flags: [
+      "--allow-net=127.0.0.1",
+      "--allow-read",
+      `--allow-write=${dir}`,
+      "--allow-run=/usr/bin/python3",
+      "--allow-env",
+    ],
+    env: {
+      OTEL_DENO: "true",
+      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`,
+      OTEL_BSP_SCHEDULE_DELAY: "100",
+    },
+  });
+  try {
+    const traceId = "5bf92f3577b34da6a3ce929d0e0e4737";
+    const send = async (team: string) => {
+      const res = await fetch(`http://127.0.0.1:${listenerPort}/`, {
+        headers: {
+          traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+          user: "admin",
+          "x-team": team,
+        },
+      });
+      await res.body?.cancel();
+      return res.status;
+    };
+    assert.equal(await send("gateway"), 200);
+    assert.equal(await send("other"), 403);
+    const deadline = Date.now() + 15_000;
+    const of = (kind: number) =>
+      receiver.spans.filter((s) => s.kind === kind && s.traceId === traceId);
+    const plugins = () => of(3).filter((s) => s.name === "plugin checker");
+    while (Date.now() < deadline && (of(2).length < 2 || plugins().length < 2)) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const streams = of(2);
+    assert.equal(streams.length, 2, JSON.stringify(receiver.spans));
+    const calls = plugins();
+    assert.equal(calls.length, 2, JSON.stringify(receiver.spans));
+    for (const call of calls) {
+      assert.ok(streams.some((s) => s.spanId === call.parentSpanId), "plugin span's parent");
+      assert.equal(attribute(call, "mosaic.plugin"), "checker");
+      assert.equal(attribute(call, "mosaic.filter"), "plugin");
+      assert.equal(attribute(call, "mosaic.plugin.call_type"), "before_route");
+    }
+    assert.deepEqual(
+      calls.map((c) => attribute(c, "mosaic.plugin.status")).sort(),
+      [-1, 0],
+    );
+    const denied = streams.find((s) => attribute(s, "http.response.status_code") === 403);
+    assert.ok(denied);
+    // The denied stream went nowhere: no attempt span under it.
+    assert.ok(!of(3).some((s) => s.parentSpanId === denied.spanId && s.name !== "plugin checker"));
+  } finally {
+    await proxy.stop();
+    await upstream.close();
+    await receiver.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
