@@ -8,7 +8,8 @@
  * aside untouched (invisible to routes and filters, but forwarded).
  *
  * The lifecycle adds fields meant for HTTP upstreams (`host`, `x-forwarded-*`,
- * `x-request-id`); they are not forwarded into a frame unless the client sent them.
+ * `x-request-id`, and `content-length` when a filter replaces a body); they are not
+ * forwarded into a frame unless the client sent them.
  *
  * @module
  */
@@ -35,6 +36,9 @@ const ADDED_BY_PROXY = [
   "x-forwarded-host",
   "x-request-id",
   "x-envoy-external-address",
+  // HTTP framing: set when a filter replaces a body; a frame carries its own lengths.
+  "content-length",
+  "transfer-encoding",
 ];
 
 const ORIGINS = new WeakMap<Headers, FrameHeaders>();
