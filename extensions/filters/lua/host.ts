@@ -106,13 +106,9 @@ export function hostDispatch(fallback: FilterLogger) {
       case Op.respond:
         respond(writable(c), vm.toLatin1(T, 2)!, vm.toBytes(T, 3)!);
         return 0;
-      case Op.protocol: {
-        // The filter API has no protocol yet; a stream that carries one is read.
-        const protocol = (c.request as { protocol?: unknown }).protocol;
-        if (typeof protocol === "string") vm.pushLatin1(T, protocol);
-        else vm.pushNil(T);
+      case Op.protocol:
+        vm.pushLatin1(T, downstreamProtocol(c.request));
         return 1;
-      }
       case Op.remoteAddress: {
         const { hostname, port } = c.request.remoteAddr;
         vm.pushLatin1(T, hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`);
@@ -310,4 +306,20 @@ function log(logger: FilterLogger, level: number, message: string): void {
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value) &&
     !(value instanceof Map);
+}
+
+/**
+ * The downstream protocol as Envoy's `streamInfo():protocol()` names it ("HTTP/1.0",
+ * "HTTP/1.1", "HTTP/2", "HTTP/3"). `RequestStream` does not carry the protocol yet (the
+ * proxy knows it, as `downstream.protocol`, when it makes the stream): a stream that has
+ * a `protocol` property is read, else the answer is "HTTP/1.1", which is what most
+ * downstreams speak and what scripts compare against.
+ */
+export function downstreamProtocol(request: object): string {
+  const protocol = (request as { protocol?: unknown }).protocol;
+  if (typeof protocol !== "string") return "HTTP/1.1";
+  const upper = protocol.toUpperCase();
+  if (upper === "HTTP/2.0" || upper === "H2" || upper === "H2C") return "HTTP/2";
+  if (upper === "HTTP/3.0" || upper === "H3") return "HTTP/3";
+  return upper.startsWith("HTTP/") ? upper : protocol;
 }

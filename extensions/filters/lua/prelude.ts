@@ -90,6 +90,8 @@ function StreamInfo:protocol() return host(13) end
 function StreamInfo:downstreamRemoteAddress() return host(14) end
 function StreamInfo:downstreamDirectRemoteAddress() return host(14) end
 function StreamInfo:routeName() return host(19) end
+-- Not known to filters yet: no SNI is seen by a stream (Envoy answers "" without one).
+function StreamInfo:requestedServerName() return "" end
 function StreamInfo:dynamicMetadata() return dynamic end
 local info = setmetatable({}, StreamInfo)
 
@@ -128,6 +130,8 @@ local function handle(w)
     return unser(hs), b
   end
   function H:streamInfo() return info end
+  -- The route is matched after before_route filters: a header change is already seen.
+  function H:clearRouteCache() end
   function H:metadata() return setmetatable({ t = host(18) }, Metadata) end
   function H:base64Escape(s) return host(11, str(s, "input")) end
   function H:timestamp(r) return host(12, r or 0) end

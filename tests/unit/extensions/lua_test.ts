@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { registerStreamFilter } from "../../../mod.ts";
 import { createStreamFilterFactory, parseLuaConfig } from "../../../extensions/filters/lua/mod.ts";
+import { downstreamProtocol } from "../../../extensions/filters/lua/host.ts";
 import { createInProcessProxy, type InProcessOptions } from "../../../src/proxy/in_process.ts";
 
 registerStreamFilter("lua", createStreamFilterFactory);
@@ -309,6 +310,34 @@ Deno.test("lua: base64Escape, timestamp and print", () =>
       assert.equal(seen.headers["x-ts"], "ok");
     },
   ));
+
+Deno.test("lua: streamInfo():protocol(), requestedServerName() and clearRouteCache()", () =>
+  withLua(
+    `function envoy_on_request(h)
+       local info = h:streamInfo()
+       h:headers():add("x-protocol", info:protocol())
+       h:headers():add("x-sni", "[" .. info:requestedServerName() .. "]")
+       h:clearRouteCache()
+     end
+     function envoy_on_response(h)
+       h:headers():add("x-protocol", h:streamInfo():protocol())
+     end`,
+    async (request) => {
+      const response = await request("/");
+      const seen = await response.json();
+      assert.equal(seen.headers["x-protocol"], "HTTP/1.1");
+      assert.equal(seen.headers["x-sni"], "[]");
+      assert.equal(response.headers.get("x-protocol"), "HTTP/1.1");
+    },
+  ));
+
+Deno.test("lua: downstreamProtocol reads a stream's protocol in Envoy's spelling", () => {
+  assert.equal(downstreamProtocol({}), "HTTP/1.1");
+  assert.equal(downstreamProtocol({ protocol: "HTTP/1.0" }), "HTTP/1.0");
+  assert.equal(downstreamProtocol({ protocol: "HTTP/2" }), "HTTP/2");
+  assert.equal(downstreamProtocol({ protocol: "h2c" }), "HTTP/2");
+  assert.equal(downstreamProtocol({ protocol: "HTTP/3.0" }), "HTTP/3");
+});
 
 Deno.test("lua: httpCall reaches an http_call_clusters target (Envoy's documented example)", async () => {
   const server = Deno.serve(
