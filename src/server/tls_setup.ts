@@ -10,7 +10,8 @@ import type { Logger } from "@logtape/logtape";
 import { ConfigError } from "../config/errors.ts";
 import type { ClusterConfig, ListenerConfig, TlsContextConfig } from "../config/types.ts";
 import type { TlsMaterial } from "../filter/api.ts";
-import { makeTlsConnect, type TlsConnect } from "../tls/client.ts";
+import { countingTlsConnect, makeTlsConnect, type TlsConnect } from "../tls/client.ts";
+import { threadStats } from "../stats/scopes.ts";
 import { reasonOf } from "../tls/errors.ts";
 import {
   type BoundCertificateProvider,
@@ -144,7 +145,10 @@ export async function prepareClusterTls(
         "set the cluster's protocol to Http2 for h2 over TLS",
     );
   }
-  return { protocol: "Http1", connect: makeTlsConnect(tls, material) };
+  return {
+    protocol: "Http1",
+    connect: countingTlsConnect(makeTlsConnect(tls, material), threadStats.cluster(cluster.name)),
+  };
 }
 
 /**

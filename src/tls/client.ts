@@ -217,3 +217,32 @@ function classify(detail: string, code: string): TlsFailureKind {
 function isIp(name: string): boolean {
   return /^\d{1,3}(\.\d{1,3}){3}$/.test(name) || name.includes(":");
 }
+
+/** The two counters of a cluster's upstream TLS (`ClusterStats`' fields). */
+export interface TlsConnectCounters {
+  /** Handshakes completed. */
+  ssl_handshake: number;
+  /** Handshakes that failed (the TCP connect did, but not the TLS on it). */
+  ssl_connection_error: number;
+}
+
+/**
+ * Counts the handshakes of `connect` in `stats` (a cluster's `ssl_handshake` and
+ * `ssl_connection_error`): one addition per connection, nothing per request.
+ *
+ * @param connect What {@linkcode makeTlsConnect} made.
+ * @param stats The cluster's stats, resolved once.
+ * @returns A connect function that counts.
+ */
+export function countingTlsConnect(connect: TlsConnect, stats: TlsConnectCounters): TlsConnect {
+  return async (hostname, port) => {
+    try {
+      const conn = await connect(hostname, port);
+      stats.ssl_handshake++;
+      return conn;
+    } catch (error) {
+      if (error instanceof UpstreamTlsError) stats.ssl_connection_error++;
+      throw error;
+    }
+  };
+}

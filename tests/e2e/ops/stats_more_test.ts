@@ -12,7 +12,7 @@ import { makeTestPki } from "../../helpers/certs.ts";
 import { freePort, startProxy, writeConfig } from "../../helpers/proxy_process.ts";
 import { buildGuests } from "../../fixtures/wasm/build.ts";
 import { nodeCommand } from "../../unit/plugin/helpers.ts";
-import { curl, DIRECT_ROUTE, eventually, tlsYaml } from "../tls/helpers.ts";
+import { curl, DIRECT_ROUTE, eventually, startTlsUpstream, tlsYaml } from "../tls/helpers.ts";
 import { stat } from "./ops_helpers.ts";
 
 const PLUGIN_FLAGS = ["--allow-all"];
@@ -196,6 +196,46 @@ for (const workers of [undefined, 2]) {
     }
   });
 }
+
+Deno.test("upstream TLS stats: a cluster counts its handshakes and its failed ones", async () => {
+  const upstream = startTlsUpstream(pki.serverCert, pki.serverKey);
+  const adminPort = freePort();
+  const admin = `http://127.0.0.1:${adminPort}`;
+  const tls = (name: string) =>
+    `tls_context: { status: true, ca_cert: ${pki.paths.caCert}, server_name: ${name} }`;
+  const yaml = tlsYaml({
+    routes: [
+      "- match: { prefix: /bad }\n  route: { cluster_name: bad }",
+      "- match: { prefix: / }\n  route: { cluster_name: up }",
+    ],
+    clusters: [
+      { name: "up", hosts: [upstream.address], extra: tls("localhost") },
+      { name: "bad", hosts: [upstream.address], extra: tls("not-this-name.test") },
+    ],
+    topLevel: `admin:\n  address: 127.0.0.1:${adminPort}\n`,
+  });
+  const proxy = await startProxy(await writeConfig(yaml));
+  try {
+    const base = `http://${proxy.listeners.get("l")}`;
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(`${base}/`, { headers: { connection: "close" } });
+      await res.body?.cancel();
+      assert.equal(res.status, 200);
+    }
+    const bad = await fetch(`${base}/bad`);
+    await bad.body?.cancel();
+    assert.equal(bad.status, 502);
+    const handshakes = await stat(admin, "cluster.up.ssl_handshake");
+    assert.ok(handshakes >= 1, `cluster.up.ssl_handshake ${handshakes}`);
+    assert.equal(handshakes, await stat(admin, "cluster.up.upstream_cx_total"));
+    assert.equal(await stat(admin, "cluster.up.ssl_connection_error"), 0);
+    assert.ok(await stat(admin, "cluster.bad.ssl_connection_error") >= 1);
+    assert.equal(await stat(admin, "cluster.bad.ssl_handshake"), 0);
+  } finally {
+    await proxy.stop();
+    await upstream.close();
+  }
+});
 
 Deno.test("a proxy-wasm guest's metric is served as mosaic_custom_<name>{listener,filter}", async () => {
   const guests = await buildGuests();
