@@ -58,8 +58,6 @@ const MAX_FRAME_IN = 16384;
 const STREAM_WINDOW = 16 * 1024 * 1024;
 /** The connection window we give the peer. */
 const CONNECTION_WINDOW = 256 * 1024 * 1024;
-/** The longest a PING ack waits for other frames to go out with. */
-const PING_ACK_DELAY_MS = 5;
 /** The largest header block we accept (after CONTINUATION). */
 const MAX_HEADER_BLOCK = 256 * 1024;
 
@@ -144,8 +142,6 @@ export class H2Connection {
   #outLen = 0;
   #spare: Uint8Array = new Uint8Array(16384);
   #flushing = false;
-  /** Set while a lazy frame (a PING ack) waits for company. */
-  #lazyTimer: ReturnType<typeof setTimeout> | undefined;
   #settingsSeen = false;
   #readyResolve!: () => void;
   #readyReject!: (err: Error) => void;
@@ -353,8 +349,6 @@ export class H2Connection {
       this.#dead = true;
       const conn = this.#conn;
       const done = () => {
-        clearTimeout(this.#lazyTimer);
-        this.#lazyTimer = undefined;
         try {
           conn?.close();
         } catch {
@@ -382,8 +376,6 @@ export class H2Connection {
     const wasDead = this.#dead;
     this.#dead = true;
     this.#error = error;
-    clearTimeout(this.#lazyTimer);
-    this.#lazyTimer = undefined;
     this.#readyReject(error);
     try {
       this.#conn?.close();
@@ -427,7 +419,6 @@ export class H2Connection {
     id: number,
     length: number,
     fill: (buf: Uint8Array, at: number) => void,
-    lazy = false,
   ): void {
     if (this.#dead) return;
     const at = this.#reserve(9 + length);
@@ -439,7 +430,7 @@ export class H2Connection {
     b[at + 4] = flags;
     u32(b, at + 5, id);
     if (length > 0) fill(b, at + 9);
-    if (!lazy) this.#schedule();
+    this.#schedule();
   }
 
   #windowUpdate(id: number, increment: number): void {
@@ -456,10 +447,6 @@ export class H2Connection {
 
   async #flush(): Promise<void> {
     const conn = this.#conn!;
-    if (this.#lazyTimer !== undefined) {
-      clearTimeout(this.#lazyTimer);
-      this.#lazyTimer = undefined;
-    }
     try {
       while (this.#outLen > 0) {
         const out = this.#out;
@@ -615,17 +602,12 @@ export class H2Connection {
       case SETTINGS:
         return this.#onSettings(flags, buf, start, end);
       case PING:
+        // Acked at once. (Holding the ack for the next frames saves a write per call
+        // against grpc-go servers, which ping on every burst of data to size their
+        // windows, but its timer cost the proxy more CPU than the write.)
         if (!(flags & ACK)) {
-          // Acked with the next frames we send, or within PING_ACK_DELAY_MS. grpc-go
-          // servers ping on every burst of data they receive (to size their windows), so
-          // with one call at a time an ack of its own would cost a write, and a wakeup of
-          // the plugin, per call.
           const payload = buf.slice(start, end);
-          this.#frame(PING, ACK, 0, 8, (b, p) => b.set(payload, p), true);
-          this.#lazyTimer ??= setTimeout(() => {
-            this.#lazyTimer = undefined;
-            this.#schedule();
-          }, PING_ACK_DELAY_MS);
+          this.#frame(PING, ACK, 0, 8, (b, p) => b.set(payload, p));
         }
         return;
       case GOAWAY: {
