@@ -427,13 +427,20 @@ async function sendUpstream(
       : log.trace.attempt(req.headers, cluster.name, host.address, attempt);
     let response: UpstreamResponse;
     try {
-      response = await host.pool.request({
+      const upstreamRequest = {
         method: req.method,
         path: req.path,
         headers: req.headers,
         body,
         signal,
-      });
+      };
+      // With tracing on, the attempt span is Deno's active context while the request is
+      // made, so that Deno's own node:http2 instrumentation nests under it.
+      const pool = host.pool;
+      response = await (span === undefined
+        ? pool.request(upstreamRequest)
+        : log.trace!.within(span, () =>
+          pool.request(upstreamRequest)));
     } catch (error) {
       host.active--;
       if (retrying) cluster.activeRetries--;

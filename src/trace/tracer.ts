@@ -155,6 +155,17 @@ export class StreamSpan {
     this.span.setAttribute("url.path", query < 0 ? path : path.slice(0, query));
   }
 
+  /**
+   * Runs `fn` with `span` as Deno's active OpenTelemetry context, so that what Deno
+   * instruments itself (node:http2, fetch) becomes its child.
+   */
+  within<T>(span: Span, fn: () => T): T {
+    // deno-lint-ignore no-explicit-any
+    const manager = (Deno as any).telemetry?.contextManager;
+    if (manager === undefined) return fn();
+    return manager.with(new Context(span), fn);
+  }
+
   /** Starts a child span, e.g. for a call to an out-of-process filter. */
   child(name: string, attributes: Record<string, string | number | boolean>): Span {
     return this.#tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, this.#context);

@@ -21,6 +21,7 @@ interface OtlpSpan {
 /** An OTLP/HTTP receiver of JSON traces on a loopback port; keeps spans of scope `mosaic`. */
 function startReceiver() {
   const spans: OtlpSpan[] = [];
+  const all: OtlpSpan[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
     const body = await req.text();
     if (new URL(req.url).pathname === "/v1/traces") {
@@ -30,12 +31,13 @@ function startReceiver() {
       for (const resource of data.resourceSpans ?? []) {
         for (const scope of resource.scopeSpans ?? []) {
           if (scope.scope?.name === "mosaic") spans.push(...scope.spans);
+          all.push(...scope.spans);
         }
       }
     }
     return Response.json({});
   });
-  return { spans, port: server.addr.port, close: () => server.shutdown() };
+  return { spans, all, port: server.addr.port, close: () => server.shutdown() };
 }
 
 function attribute(span: OtlpSpan, key: string): unknown {
@@ -44,7 +46,12 @@ function attribute(span: OtlpSpan, key: string): unknown {
   return value.stringValue ?? Number(value.intValue ?? value.doubleValue) ?? value.boolValue;
 }
 
-function config(listenerPort: number, upstream: string, logFile: string): string {
+function config(
+  listenerPort: number,
+  upstream: string,
+  logFile: string,
+  protocol = "Http1",
+): string {
   return `
 servers:
   - default_log_level: INFO
@@ -82,6 +89,7 @@ cluster_manager:
     - name: up
       type: SIMPLE
       lb_type: LB_ROUNDROBIN
+      protocol: ${protocol}
       hosts: [{ address: "${upstream}" }]
 `;
 }
@@ -284,6 +292,57 @@ Deno.test("a plugin call is a child span of the stream", async () => {
     assert.ok(denied);
     // The denied stream went nowhere: no attempt span under it.
     assert.ok(!of(3).some((s) => s.parentSpanId === denied.spanId && s.name !== "plugin checker"));
+  } finally {
+    await proxy.stop();
+    await upstream.close();
+    await receiver.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an HTTP/2 upstream sees the trace, under the attempt span", async () => {
+  const receiver = startReceiver();
+  const seen: string[] = [];
+  const upstream = startUpstream((request) => {
+    seen.push(request.headers.get("traceparent") ?? "");
+    return new Response("ok\n");
+  });
+  const dir = await Deno.makeTempDir({ prefix: "mosaic-tracing-" });
+  const listenerPort = freePort();
+  const proxy = await startProxy(
+    await writeConfig(config(listenerPort, upstream.address, `${dir}/access.log`, "Http2"), dir),
+    {
+      flags: [`--allow-net=127.0.0.1`, `--allow-read=${dir}`, `--allow-write=${dir}`],
+      env: {
+        OTEL_DENO: "true",
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`,
+        OTEL_BSP_SCHEDULE_DELAY: "100",
+      },
+    },
+  );
+  try {
+    const traceId = "6bf92f3577b34da6a3ce929d0e0e4738";
+    const res = await fetch(`http://127.0.0.1:${listenerPort}/`, {
+      headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+    });
+    await res.body?.cancel();
+    assert.equal(res.status, 200);
+    const deadline = Date.now() + 15_000;
+    const attempt = () => receiver.spans.find((s) => s.kind === 3 && s.traceId === traceId);
+    while (Date.now() < deadline && attempt() === undefined) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(attempt(), JSON.stringify(receiver.spans));
+    // Deno instruments node:http2 itself: its client span nests under the attempt span,
+    // and its id is the one the upstream sees.
+    const http2 = () => receiver.all.find((s) => s.parentSpanId === attempt()!.spanId);
+    while (Date.now() < deadline && http2() === undefined) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(http2(), JSON.stringify(receiver.all));
+    assert.equal(http2()!.traceId, traceId);
+    assert.deepEqual(seen, [`00-${traceId}-${http2()!.spanId}-01`]);
   } finally {
     await proxy.stop();
     await upstream.close();
