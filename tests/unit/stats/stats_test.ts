@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
 import { Histogram, quantile } from "../../../src/stats/histogram.ts";
-import { StatsRegistry } from "../../../src/stats/scopes.ts";
+import { StatsRegistry, threadStats } from "../../../src/stats/scopes.ts";
+import { PluginManager } from "../../../src/plugin/manager.ts";
+import { nodeCommand, pluginConfig } from "../plugin/helpers.ts";
 import { sumStats, toEnvoyJson, toPrometheus } from "../../../src/stats/snapshot.ts";
 import { filterMetrics } from "../../../src/stats/metrics.ts";
 import { certificateExpiries } from "../../../src/tls/expiry.ts";
+import { customMetricName } from "../../../extensions/filters/proxywasm/vm.ts";
 import { makeTestPki } from "../../helpers/certs.ts";
 import { X509Certificate } from "node:crypto";
 
@@ -223,4 +226,35 @@ Deno.test("certificateExpiries reads notAfter of every certificate of a PEM chai
   }
   assert.ok(expiries[0].notAfterMs > Date.now());
   assert.deepEqual(certificateExpiries("not a pem"), []);
+});
+
+Deno.test("the plugin manager counts a real plugin's calls, a timeout and a call while it is disabled", async () => {
+  const name = `stats_echo_${crypto.randomUUID().slice(0, 8)}`;
+  const manager = new PluginManager(
+    new Map([[name, pluginConfig(name, await nodeCommand("echo_plugin.ts"))]]),
+    { healthIntervalMs: 0 },
+  );
+  await manager.start();
+  try {
+    for (let i = 0; i < 3; i++) await manager.call(name, { type: "" }, { timeoutMs: 2000 });
+    await assert.rejects(manager.call(name, { type: "sleep:1000" }, { timeoutMs: 50 }));
+    await assert.rejects(manager.call(name, { type: "fail:boom" }, { timeoutMs: 2000 }));
+    await manager.disable(name);
+    await assert.rejects(manager.call(name, { type: "" }));
+    const scope = threadStats.snapshot().scopes.find((s) =>
+      s.kind === "plugin" && s.labels.plugin === name
+    )!;
+    assert.deepEqual(scope.counters, { calls: 6, errors: 3, timeouts: 1, restarts: 0 });
+    assert.equal(scope.histograms.latency.count, 6);
+    assert.ok(scope.histograms.latency.sum >= 50, `${scope.histograms.latency.sum}`);
+  } finally {
+    await manager.stop();
+  }
+});
+
+Deno.test("a proxy-wasm metric's name becomes a custom metric name", () => {
+  assert.equal(customMetricName("conformance_requests"), "conformance_requests");
+  assert.equal(customMetricName("example.requests-total"), "example_requests_total");
+  assert.equal(customMetricName("9lives"), "_9lives");
+  assert.equal(customMetricName(""), "_");
 });
