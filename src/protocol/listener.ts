@@ -47,6 +47,7 @@ export class RpcListener {
   #listener: Deno.TcpListener;
   #connections = new Set<RpcConnection>();
   #accepting: Promise<void>;
+  #draining = false;
 
   /** Binds and starts accepting. */
   constructor(options: RpcListenerOptions, context: RpcListenerContext) {
@@ -73,6 +74,7 @@ export class RpcListener {
           conn.setNoDelay(true);
         } catch { /* closed already */ }
         const connection = new RpcConnection(this, conn);
+        connection.draining = this.#draining;
         this.#connections.add(connection);
         connection.closed.then(() => this.#connections.delete(connection));
       }
@@ -91,12 +93,15 @@ export class RpcListener {
    * closes every connection.
    */
   async shutdown(drainTimeoutMs: number): Promise<void> {
+    const deadline = Date.now() + drainTimeoutMs;
+    // Draining from now on: a request that comes while the accept loop winds down is
+    // turned away too, and so is one on a connection accepted in that window.
+    this.#draining = true;
+    for (const connection of this.#connections) connection.draining = true;
     try {
       this.#listener.close();
     } catch { /* closed already */ }
     await this.#accepting;
-    const deadline = Date.now() + drainTimeoutMs;
-    for (const connection of this.#connections) connection.draining = true;
     while (Date.now() < deadline && [...this.#connections].some((c) => c.inflight > 0)) {
       await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
     }
