@@ -245,6 +245,29 @@ export class StreamTracer {
   }
 }
 
+/**
+ * Makes one call of a sandboxed module filter (Worker or child process) a client span
+ * (`filter <name>`) under the running stream's span. Call only when
+ * {@linkcode tracer} is defined.
+ */
+export function traceFilterCall<T>(filter: string, phase: string, call: Promise<T>): Promise<T> {
+  const stream = ACTIVE.getStore();
+  if (stream === undefined) return call;
+  const span = stream.child(`filter ${filter}`, {
+    "mosaic.filter": filter,
+    "mosaic.filter.phase": phase,
+  });
+  return call.then((done) => {
+    span.end();
+    return done;
+  }, (error) => {
+    span.setAttribute("error.type", error?.name ?? "Error");
+    span.setStatus({ code: SpanStatus.ERROR, message: String(error?.message ?? error) });
+    span.end();
+    throw error;
+  });
+}
+
 /** The stream span of the running stream, across its awaits. */
 const ACTIVE = new AsyncLocalStorage<StreamSpan>();
 

@@ -31,6 +31,7 @@ import {
   SHAPE_DESTROY,
   SHAPE_SENDER,
 } from "./protocol.ts";
+import { traceFilterCall, tracer } from "../../trace/tracer.ts";
 
 const PHASE_BIT: Record<ReceivePhase, number> = {
   before_route: SHAPE_BEFORE_ROUTE,
@@ -115,7 +116,11 @@ export class FilterProxy<P extends FilterPeer> {
       route: routeTuple(stream, options.filterName),
       host: hostTuple(stream),
     };
-    const done = await peer.call(message, stream, options.timeoutMs);
+    const pending = peer.call(message, stream, options.timeoutMs);
+    const done =
+      await (tracer === undefined
+        ? pending
+        : traceFilterCall(options.filterName, stream.phase, pending));
     filter.adopt(peer, done, PHASE_BIT[stream.phase]);
     if (done.headers !== undefined) replaceHeaders(stream.headers, done.headers);
     if (done.path !== undefined) stream.path = done.path;
@@ -156,7 +161,11 @@ export class FilterProxy<P extends FilterPeer> {
       route: routeTuple(stream, options.filterName),
       host: hostTuple(stream),
     };
-    const done = await peer.call(message, stream, options.timeoutMs);
+    const pending = peer.call(message, stream, options.timeoutMs);
+    const done =
+      await (tracer === undefined
+        ? pending
+        : traceFilterCall(options.filterName, "before_send", pending));
     filter.adopt(peer, done, SHAPE_SENDER);
     if (done.rstatus !== undefined) stream.status = done.rstatus;
     if (done.headers !== undefined) replaceHeaders(stream.headers, done.headers);

@@ -350,3 +350,65 @@ Deno.test("an HTTP/2 upstream sees the trace, under the attempt span", async () 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a call of a sandboxed module filter is a child span of the stream", async () => {
+  const receiver = startReceiver();
+  const upstream = startUpstream(() => new Response("ok\n"));
+  const dir = await Deno.makeTempDir({ prefix: "mosaic-tracing-" });
+  const module = `${dir}/tag.js`;
+  await Deno.writeTextFile(
+    module,
+    `export function createStreamFilterFactory() {
+  return { createFilterChain(chain) { chain.addReceiver({ onReceive(s) {
+    s.headers.set("x-tag", "1");
+    return "continue";
+  } }, "before_route"); } };
+}
+`,
+  );
+  const listenerPort = freePort();
+  const yaml = config(listenerPort, upstream.address, `${dir}/access.log`).replace(
+    "        access_logs:",
+    `        stream_filters:
+          - type: module
+            name: tag
+            module: ${module}
+            sandbox: { permissions: {}, timeout: 2s }
+        access_logs:`,
+  );
+  const proxy = await startProxy(await writeConfig(yaml, dir), {
+    flags: ["--allow-net=127.0.0.1", `--allow-read=${dir}`, `--allow-write=${dir}`],
+    env: {
+      OTEL_DENO: "true",
+      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`,
+      OTEL_BSP_SCHEDULE_DELAY: "100",
+    },
+  });
+  try {
+    const traceId = "7bf92f3577b34da6a3ce929d0e0e4739";
+    const res = await fetch(`http://127.0.0.1:${listenerPort}/`, {
+      headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+    });
+    await res.body?.cancel();
+    assert.equal(res.status, 200);
+    const deadline = Date.now() + 15_000;
+    const stream = () => receiver.spans.find((s) => s.kind === 2 && s.traceId === traceId);
+    const calls = () =>
+      receiver.spans.filter((s) => s.name === "filter tag" && s.traceId === traceId);
+    while (Date.now() < deadline && (stream() === undefined || calls().length < 1)) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(stream(), JSON.stringify(receiver.spans));
+    // One call: the module has a filter in before_route only, so the other phases are
+    // not sent to its Worker.
+    assert.deepEqual(calls().map((c) => attribute(c, "mosaic.filter.phase")), ["before_route"]);
+    assert.equal(attribute(calls()[0], "mosaic.filter"), "tag");
+    for (const call of calls()) assert.equal(call.parentSpanId, stream()!.spanId);
+  } finally {
+    await proxy.stop();
+    await upstream.close();
+    await receiver.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
