@@ -412,3 +412,54 @@ Deno.test("a call of a sandboxed module filter is a child span of the stream", a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("with workers: 2 each worker traces the streams it serves", async () => {
+  const receiver = startReceiver();
+  const seen: string[] = [];
+  const upstream = startUpstream((request) => {
+    seen.push(request.headers.get("traceparent") ?? "");
+    return new Response("ok\n");
+  });
+  const dir = await Deno.makeTempDir({ prefix: "mosaic-tracing-" });
+  const listenerPort = freePort();
+  const proxy = await startProxy(
+    await writeConfig(
+      config(listenerPort, upstream.address, `${dir}/access.log`) + "workers: 2\n",
+      dir,
+    ),
+    {
+      flags: [`--allow-net=127.0.0.1`, `--allow-read`, `--allow-write=${dir}`],
+      env: {
+        OTEL_DENO: "true",
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`,
+        OTEL_BSP_SCHEDULE_DELAY: "100",
+      },
+    },
+  );
+  try {
+    const ids = ["8bf92f3577b34da6a3ce929d0e0e4730", "8bf92f3577b34da6a3ce929d0e0e4731"];
+    for (const id of [...ids, ...ids]) {
+      const res = await fetch(`http://127.0.0.1:${listenerPort}/`, {
+        headers: { traceparent: `00-${id}-00f067aa0ba902b7-01`, connection: "close" },
+      });
+      await res.body?.cancel();
+      assert.equal(res.status, 200);
+    }
+    const deadline = Date.now() + 15_000;
+    const attempts = () => receiver.spans.filter((s) => s.kind === 3 && ids.includes(s.traceId));
+    while (Date.now() < deadline && attempts().length < 4) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(attempts().length, 4, JSON.stringify(receiver.spans));
+    assert.deepEqual(
+      new Set(seen),
+      new Set(attempts().map((a) => `00-${a.traceId}-${a.spanId}-01`)),
+    );
+  } finally {
+    await proxy.stop();
+    await upstream.close();
+    await receiver.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
