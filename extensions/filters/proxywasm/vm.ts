@@ -336,13 +336,27 @@ export class WasmVm {
 
   #headerGet(type: number, key: string): string | undefined {
     const lower = key.toLowerCase();
-    if (!lower.startsWith(":")) {
-      if (type === MapType.RequestHeaders) {
-        return this.#current?.request?.headers.get(lower) ?? undefined;
+    if (type === MapType.RequestHeaders) {
+      const r = this.#current?.request;
+      if (r === undefined) return undefined;
+      // Pseudo-headers straight from the stream: the pairs would copy every header.
+      switch (lower) {
+        case ":method":
+          return r.method;
+        case ":path":
+          return r.path;
+        case ":authority":
+          return r.headers.get("host") ?? "";
+        case ":scheme":
+          return "http";
       }
-      if (type === MapType.ResponseHeaders) {
-        return this.#current?.response?.headers.get(lower) ?? undefined;
-      }
+      return lower.startsWith(":") ? undefined : r.headers.get(lower) ?? undefined;
+    }
+    if (type === MapType.ResponseHeaders) {
+      const r = this.#current?.response;
+      if (r === undefined) return undefined;
+      if (lower === ":status") return String(r.status);
+      return lower.startsWith(":") ? undefined : r.headers.get(lower) ?? undefined;
     }
     return this.#pairs(type)?.find(([k]) => k === lower)?.[1];
   }
