@@ -36,6 +36,8 @@ export interface AccessRecord {
   routeName?: string;
   /** Upstream attempts sent (retries included). */
   attempts?: number;
+  /** Why the upstream connection failed (`connection refused`, …), "" when it did not. */
+  upstreamFailureReason?: string;
   /** The stream's trace id (32 hex digits): its span's when tracing is on, else the `traceparent` read. */
   traceId?: string;
   /** The stream's span id (16 hex digits) when tracing is on. */
@@ -72,6 +74,8 @@ const VARIABLES: Record<string, Render> = {
   protocol: (r) => r.protocol,
   response_code: (r) => String(r.status),
   response_flag: (r) => r.flag || "-",
+  // MOSN's alias (Istio's name).
+  response_flags: (r) => r.flag || "-",
   method: (r) => r.method,
   path: (r) => r.path,
   request_id: (r) => r.requestHeaders.get("x-request-id") ?? "-",
@@ -81,6 +85,7 @@ const VARIABLES: Record<string, Render> = {
   upstream_host: (r) => r.upstreamHost || "-",
   upstream_local_address: () => "-",
   upstream_cluster: (r) => dash(r.cluster),
+  upstream_transport_failure_reason: (r) => dash(r.upstreamFailureReason),
   route_name: (r) => dash(r.routeName),
   upstream_service_time: (r) => ms(r.upstreamServiceMs),
   trace_id: traceId,
@@ -101,6 +106,7 @@ const VARIABLES: Record<string, Render> = {
   UPSTREAM_CLUSTER: (r) => dash(r.cluster),
   ROUTE_NAME: (r) => dash(r.routeName),
   UPSTREAM_REQUEST_ATTEMPT_COUNT: (r) => String(r.attempts ?? 0),
+  UPSTREAM_TRANSPORT_FAILURE_REASON: (r) => dash(r.upstreamFailureReason),
   DOWNSTREAM_REMOTE_ADDRESS: (r) => `${r.remoteAddr.hostname}:${r.remoteAddr.port}`,
   DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT: (r) => r.remoteAddr.hostname,
   TRACE_ID: traceId,

@@ -477,10 +477,9 @@ async function sendUpstream(
       if (log.flag === "UR") stats.upstream_rq_rx_reset++;
       stats.answered(502);
       // One line, no stack: the flag, the host, the cluster and the reason.
+      log.failureReason = reasonOf(error);
       ctx.logger.warn(
-        `upstream ${host.address} failed (${log.flag}, cluster "${cluster.name}"): ${
-          reasonOf(error)
-        }`,
+        `upstream ${host.address} failed (${log.flag}, cluster "${cluster.name}"): ${log.failureReason}`,
       );
       req.respond(502, { body: "upstream connect error or disconnect/reset before headers\n" });
       return { host, response: undefined };
@@ -549,6 +548,8 @@ class StreamLog {
   upstreamHost = "";
   /** The cluster the stream went to, "" before one was chosen. */
   cluster = "";
+  /** Why the last upstream attempt failed (UF, UR), for the access log. */
+  failureReason = "";
   /** Upstream attempts sent. */
   attempts = 0;
   /** Upstream time of the attempt that answered, ms; -1 without one. */
@@ -628,6 +629,7 @@ class StreamLog {
       cluster: this.cluster,
       routeName: this.req.route?.name ?? "",
       attempts: this.attempts,
+      upstreamFailureReason: this.failureReason,
       traceId: trace?.traceId,
       spanId: trace?.spanId,
     });

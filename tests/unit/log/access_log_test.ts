@@ -190,3 +190,14 @@ Deno.test("REQ() without a name, and unknown variables in a JSON format, are err
     /Unknown access log variable %nope%/,
   );
 });
+
+Deno.test("MOSN's response_flags alias and the upstream transport failure reason", () => {
+  const format = compileAccessLogFormat(
+    "%response_flags% %upstream_transport_failure_reason% %UPSTREAM_TRANSPORT_FAILURE_REASON%",
+  );
+  assert.equal(
+    format({ ...record, upstreamFailureReason: "connection refused" }),
+    "UF connection refused connection refused",
+  );
+  assert.equal(format(full), "- - -");
+});
