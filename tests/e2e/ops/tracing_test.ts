@@ -220,6 +220,14 @@ Deno.test("without OTEL_DENO the client's traceparent goes upstream unchanged", 
 });
 
 Deno.test("a plugin call is a child span of the stream", async () => {
+  // Debian's python3-grpcio for the example's Python checker (idempotent).
+  const setup = await new Deno.Command("sh", {
+    args: [new URL("../../../examples/plugin_filter/setup.sh", import.meta.url).pathname, "python"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(setup.success, new TextDecoder().decode(setup.stderr));
   const receiver = startReceiver();
   const upstream = startUpstream(() => new Response("ok\n"));
   const dir = await Deno.makeTempDir({ prefix: "mosaic-tracing-" });
