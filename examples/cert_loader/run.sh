@@ -9,6 +9,6 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE/../.."
 DENO=${DENO:-node_modules/.bin/deno}
 # The narrowest flags this config needs, as `main.ts check` prints them; never -A.
-FLAGS=$("$DENO" run --allow-read --allow-env=LOG_TOKENS,LOG_STREAM main.ts flags "$HERE/config.yaml")
+FLAGS=$("$DENO" run --allow-read main.ts flags "$HERE/config.yaml")
 # shellcheck disable=SC2086 # the flags are separate words
 exec "$DENO" run $FLAGS main.ts "$HERE/config.yaml"

@@ -13,24 +13,6 @@ import { formatHostPort } from "./values.ts";
 /** Where plugins put their unix sockets: `$TMPDIR`, as Go's os.TempDir and Node's os.tmpdir. */
 const TEMP_DIR = "/tmp";
 
-/** Environment variables @grpc/grpc-js reads as it loads (plugins only). */
-export const GRPC_ENV: readonly string[] = [
-  "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
-  "GRPC_EXPERIMENTAL_ENABLE_OUTLIER_DETECTION",
-  "GRPC_NODE_DEBUG_SEND_ERROR_DETAILS",
-  "GRPC_NODE_TRACE",
-  "GRPC_NODE_USE_ALTERNATIVE_RESOLVER",
-  "GRPC_NODE_VERBOSITY",
-  "GRPC_SSL_CIPHER_SUITES",
-  "GRPC_TRACE",
-  "GRPC_VERBOSITY",
-  "grpc_proxy",
-  "http_proxy",
-  "https_proxy",
-  "no_grpc_proxy",
-  "no_proxy",
-];
-
 const ORDER = ["net", "read", "write", "import", "run", "env", "ffi", "sys"] as const;
 type Permission = typeof ORDER[number];
 
@@ -132,8 +114,8 @@ export interface PermissionOptions {
  * `--allow-net` for listener binds, cluster hosts, the admin address and fetched
  * modules; `--allow-read` for the config file, TLS files and local modules;
  * `--allow-write` for log files; `--allow-import` for http(s) modules; `--allow-run`
- * for plugins and process sandboxes; `--allow-env` only for plugins (gRPC's switches)
- * or when a sandbox grants environment access. Flags come in a fixed order, their values in config order,
+ * for plugins and process sandboxes; `--allow-env` only when a sandbox grants
+ * environment access. Flags come in a fixed order, their values in config order,
  * without duplicates.
  *
  * @param config A loaded config.
@@ -237,8 +219,8 @@ export function narrowestPermissionFlags(
   // --allow-env (see positions.ts), and nothing else in Mosaic reads the environment. A
   // plugin's environment (MOSN_PLUGIN, its `env:`) is handed over through Deno.Command's
   // `env` option, which needs --allow-run only.
-  // @grpc/grpc-js, loaded only when the config has plugins, reads its switches as it loads.
-  if (config.plugins.size > 0) { for (const name of GRPC_ENV) grants.add("env", name); }
+  // The plugin client is Mosaic's own (src/plugin/client.ts): unlike @grpc/grpc-js, it
+  // reads no environment variables.
   const workers = (options.workers ?? 1) > 1;
   // A Worker's module graph is read under the process's permissions: its own folder.
   const home = new URL("../..", import.meta.url);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { loadConfig, parseConfig } from "../../../src/config/load.ts";
-import { GRPC_ENV, narrowestPermissionFlags } from "../../../src/config/permissions.ts";
+import { narrowestPermissionFlags } from "../../../src/config/permissions.ts";
 import { BASE, withReplaced } from "./_fixtures.ts";
 
 const EXAMPLE = fileURLToPath(
@@ -54,7 +54,7 @@ Deno.test("TLS files, modules, log files and plugins each add the flag they need
     "--allow-write=/etc/mosaic/logs/error.log,/etc/mosaic/logs/access.log",
     "--allow-import=filters.example.com:443,127.0.0.1:4507",
     "--allow-run=python3,/opt/agent/bin/agent",
-    `--allow-env=HOME,${GRPC_ENV.join(",")}`,
+    "--allow-env=HOME",
   ]);
 });
 
