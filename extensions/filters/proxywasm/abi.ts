@@ -52,9 +52,20 @@ export const StreamType = { Request: 0, Response: 1, Downstream: 2, Upstream: 3 
 /** Log levels, trace to critical. */
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "critical"] as const;
 
-/** The header and data actions a callback returns: 0 goes on, others pause (2 = go on, end). */
+/**
+ * The header actions a callback returns: 0 goes on, 2 (`ContinueAndEndStream`) goes on,
+ * the others pause.
+ */
 export function isPause(action: number): boolean {
   return action !== 0 && action !== 2;
+}
+
+/**
+ * The data actions a body callback returns: only 0 goes on; 2 is `StopIterationAndWatermark`
+ * there, a pause like 1 (`StopIterationAndBuffer`) and 3 (`StopIterationNoBuffer`).
+ */
+export function isDataPause(action: number): boolean {
+  return action !== 0;
 }
 
 /** The module's ABI version, or undefined when it exports none this host speaks. */

@@ -15,7 +15,7 @@ import type {
   ResponseStream,
   SenderFilter,
 } from "../../../mod.ts";
-import { isPause } from "./abi.ts";
+import { isDataPause, isPause } from "./abi.ts";
 import type { Plugin } from "./plugin.ts";
 import type { LocalResponse, StreamState, WasmVm } from "./vm.ts";
 
@@ -89,7 +89,7 @@ export class ProxyWasmFilter implements ReceiverFilter, SenderFilter {
     if (body && vm.has("proxy_on_request_body")) {
       state.requestBody = await s.body({ maxBytes: plugin.config.maxBodyBytes });
       if (state.local === undefined && !state.closed && state.requestBody.length > 0) {
-        const paused = isPause(
+        const paused = isDataPause(
           vm.onStream(state, "proxy_on_request_body", state.requestBody.length, 1),
         );
         state.paused ||= paused;
@@ -139,7 +139,7 @@ export class ProxyWasmFilter implements ReceiverFilter, SenderFilter {
     const vm = this.#vm!;
     if (wantsBody && state.local === undefined) {
       state.responseBody = await s.body({ maxBytes: 16 * 1024 * 1024 });
-      const paused = isPause(
+      const paused = isDataPause(
         vm.onStream(state, "proxy_on_response_body", state.responseBody.length, 1),
       );
       state.paused ||= paused;

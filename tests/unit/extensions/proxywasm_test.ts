@@ -3,7 +3,7 @@
 // process.
 import assert from "node:assert/strict";
 import { parseProxyWasmConfig } from "../../../extensions/filters/proxywasm/config.ts";
-import { missingExports } from "../../../extensions/filters/proxywasm/abi.ts";
+import { isDataPause, isPause, missingExports } from "../../../extensions/filters/proxywasm/abi.ts";
 import * as shared from "../../../extensions/filters/proxywasm/shared.ts";
 import { createStreamFilterFactory } from "../../../extensions/filters/proxywasm/mod.ts";
 import { getStreamFilter } from "../../../src/filter/registry.ts";
@@ -138,4 +138,9 @@ Deno.test("proxywasm in process: an ABI 0.1.0 module adds a header, answers loca
   } finally {
     await proxy.close();
   }
+});
+
+Deno.test("proxywasm: header status 2 goes on (ContinueAndEndStream), data status 2 pauses (StopIterationAndWatermark)", () => {
+  assert.deepEqual([0, 1, 2, 3, 4].map(isPause), [false, true, false, true, true]);
+  assert.deepEqual([0, 1, 2, 3].map(isDataPause), [false, true, true, true]);
 });
