@@ -444,7 +444,7 @@ async function sendUpstream(
     } catch (error) {
       host.active--;
       if (retrying) cluster.activeRetries--;
-      if (span !== undefined) endAttempt(span, 0, attemptFlag(error, signal));
+      if (span !== undefined) endAttempt(span, 0, attemptFlag(error, signal, req.requestSignal));
       if (req.requestSignal.aborted) throw error;
       hostStats.rq_error++;
       if (signal.aborted) {
@@ -520,7 +520,8 @@ function retryAllowed(cluster: Cluster, log: StreamLog): boolean {
 }
 
 /** The response flag of an attempt that got no response, for its span. */
-function attemptFlag(error: unknown, signal: AbortSignal): string {
+function attemptFlag(error: unknown, signal: AbortSignal, client: AbortSignal): string {
+  if (client.aborted) return "DC";
   if (signal.aborted) return "UT";
   if (error instanceof UpstreamOverflowError) return "UO";
   return error instanceof UpstreamConnectError ? "UF" : "UR";

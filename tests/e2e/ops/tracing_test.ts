@@ -471,3 +471,57 @@ Deno.test("with workers: 2 each worker traces the streams it serves", async () =
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a failed attempt's span carries the response flag, as the stream's does", async () => {
+  const receiver = startReceiver();
+  const dir = await Deno.makeTempDir({ prefix: "mosaic-tracing-" });
+  const listenerPort = freePort();
+  const logFile = `${dir}/access.log`;
+  const proxy = await startProxy(
+    await writeConfig(config(listenerPort, `127.0.0.1:${freePort()}`, logFile), dir),
+    {
+      flags: [`--allow-net=127.0.0.1`, `--allow-read=${dir}`, `--allow-write=${dir}`],
+      env: {
+        OTEL_DENO: "true",
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`,
+        OTEL_BSP_SCHEDULE_DELAY: "100",
+      },
+    },
+  );
+  try {
+    const traceId = "9bf92f3577b34da6a3ce929d0e0e4731";
+    const res = await fetch(`http://127.0.0.1:${listenerPort}/`, {
+      headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+    });
+    await res.body?.cancel();
+    assert.equal(res.status, 502);
+    const deadline = Date.now() + 15_000;
+    const find = (kind: number) =>
+      receiver.spans.find((s) => s.kind === kind && s.traceId === traceId);
+    while (Date.now() < deadline && (find(2) === undefined || find(3) === undefined)) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const stream = find(2)!;
+    const attempt = find(3)!;
+    assert.ok(stream && attempt, JSON.stringify(receiver.spans));
+    assert.equal(attribute(stream, "mosaic.response_flag"), "UF");
+    assert.equal(attribute(stream, "http.response.status_code"), 502);
+    assert.equal(attribute(attempt, "error.type"), "UF");
+    assert.equal(attempt.parentSpanId, stream.spanId);
+    let line = "";
+    while (Date.now() < deadline && line === "") {
+      line = (await Deno.readTextFile(logFile).catch(() => "")).trim();
+      if (line === "") await new Promise((r) => setTimeout(r, 50));
+    }
+    const logged = JSON.parse(line);
+    assert.equal(logged.status, 502);
+    assert.equal(logged.flags, "UF");
+    assert.equal(logged.upstream_ms, null);
+    assert.equal(logged.trace, traceId);
+  } finally {
+    await proxy.stop();
+    await receiver.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
