@@ -78,6 +78,11 @@ export interface RequestView {
   readonly headers: Headers;
   /** The client's address. */
   readonly remoteAddr: { readonly hostname: string; readonly port: number };
+  /**
+   * How the request reached the proxy: `HTTP/1.1`, `HTTP/1.0`, `HTTP/2`, or a protocol
+   * codec's name such as `bolt`. Absent where a runtime cannot tell (sandboxed modules).
+   */
+  readonly protocol?: string;
 }
 
 /** What a receiver filter sees of a request. */

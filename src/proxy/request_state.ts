@@ -31,6 +31,8 @@ export class RequestState implements RequestStream, ChainStream {
   current: FilterEntry | undefined;
   /** The path with query; filters may change it. */
   path: string;
+  /** How the request reached the proxy (`HTTP/1.1`, `HTTP/2`, `bolt`, …). */
+  protocol = "HTTP/1.1";
   /** The matched route. */
   route: RouteInfo | undefined;
   /**

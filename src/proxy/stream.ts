@@ -109,6 +109,7 @@ async function runStream(
     downstream.remoteAddr,
     request.signal,
   );
+  req.protocol = downstream.protocol;
   if (ctx.routesOverrideFilters) {
     req.earlyRoute = () =>
       ctx.router.match(authority, req.path, headers) ?? ctx.router.virtualHost(authority);

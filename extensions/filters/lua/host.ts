@@ -310,13 +310,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /**
  * The downstream protocol as Envoy's `streamInfo():protocol()` names it ("HTTP/1.0",
- * "HTTP/1.1", "HTTP/2", "HTTP/3"). `RequestStream` does not carry the protocol yet (the
- * proxy knows it, as `downstream.protocol`, when it makes the stream): a stream that has
- * a `protocol` property is read, else the answer is "HTTP/1.1", which is what most
- * downstreams speak and what scripts compare against.
+ * "HTTP/1.1", "HTTP/2", "HTTP/3"), from the stream's `protocol`; "HTTP/1.1" where the
+ * runtime cannot tell.
  */
-export function downstreamProtocol(request: object): string {
-  const protocol = (request as { protocol?: unknown }).protocol;
+export function downstreamProtocol(request: RequestView): string {
+  const protocol = request.protocol;
   if (typeof protocol !== "string") return "HTTP/1.1";
   const upper = protocol.toUpperCase();
   if (upper === "HTTP/2.0" || upper === "H2" || upper === "H2C") return "HTTP/2";

@@ -1,3 +1,4 @@
+import type { RequestView } from "../../../mod.ts";
 import assert from "node:assert/strict";
 import { registerStreamFilter } from "../../../mod.ts";
 import { createStreamFilterFactory, parseLuaConfig } from "../../../extensions/filters/lua/mod.ts";
@@ -332,11 +333,19 @@ Deno.test("lua: streamInfo():protocol(), requestedServerName() and clearRouteCac
   ));
 
 Deno.test("lua: downstreamProtocol reads a stream's protocol in Envoy's spelling", () => {
-  assert.equal(downstreamProtocol({}), "HTTP/1.1");
-  assert.equal(downstreamProtocol({ protocol: "HTTP/1.0" }), "HTTP/1.0");
-  assert.equal(downstreamProtocol({ protocol: "HTTP/2" }), "HTTP/2");
-  assert.equal(downstreamProtocol({ protocol: "h2c" }), "HTTP/2");
-  assert.equal(downstreamProtocol({ protocol: "HTTP/3.0" }), "HTTP/3");
+  const view = (protocol?: string) =>
+    ({
+      method: "GET",
+      path: "/",
+      headers: new Headers(),
+      remoteAddr: { hostname: "127.0.0.1", port: 1 },
+      protocol,
+    }) as RequestView;
+  assert.equal(downstreamProtocol(view()), "HTTP/1.1");
+  assert.equal(downstreamProtocol(view("HTTP/1.0")), "HTTP/1.0");
+  assert.equal(downstreamProtocol(view("HTTP/2")), "HTTP/2");
+  assert.equal(downstreamProtocol(view("h2c")), "HTTP/2");
+  assert.equal(downstreamProtocol(view("HTTP/3.0")), "HTTP/3");
 });
 
 Deno.test("lua: httpCall reaches an http_call_clusters target (Envoy's documented example)", async () => {
