@@ -18,12 +18,16 @@
  * filter (`examples/so_filter/auth_filter.ts`, `User: admin`): no filter, in process (by
  * URL), in a Worker sandbox, in a process sandbox. It measures each with wrk at 1 and at
  * 50 connections (`-t1 -c1`, `-t2 -c50`) and prints req/s, p50, p99 and what each sandbox
- * adds to the in-process median, with the load average before and after the run (the
- * machine is shared: compare rows of one run). Targets at 50 connections: Worker at most
- * 150 µs, process at most 1 ms. `BENCH_DURATION` (10s), `BENCH_WARMUP` (2s),
+ * adds to the in-process median, the CPU the Mosaic process spent per request (all its
+ * threads, and its main thread alone: on a shared machine these move far less than
+ * latency does) and each round's p50, with the load average before and after the run
+ * (the machine is shared: compare rows of one run). Targets at 50 connections: Worker
+ * at most 150 µs, process at most 1 ms. `BENCH_DURATION` (10s), `BENCH_WARMUP` (2s),
  * `BENCH_ROUNDS` (1; with more, targets take turns round after round and each reports
- * its median round), `BENCH_CONNECTIONS` (`1,50`) and `BENCH_TARGETS` (`no filter,in
- * process,Worker,process`). It needs `wrk` and `nginx` (`bash bench/run.sh
+ * its median round), `BENCH_CONNECTIONS` (`1,50`), `BENCH_TARGETS` (`no filter,in
+ * process,Worker,process`) and `BENCH_VARIANTS` (`label=/path,…`: the sandboxed
+ * targets again from other copies of Mosaic, to measure a change against the code
+ * before it in the same run). It needs `wrk` and `nginx` (`bash bench/run.sh
  * --install-only` installs them).
  *
  * @module
@@ -144,6 +148,25 @@ interface LoadTarget {
   name: string;
   filters: unknown[];
   flags: string[];
+  /** The Mosaic tree to run (a copy of another version, to compare it in the same run). */
+  root?: string;
+}
+
+/**
+ * The sandboxed targets again, run from other copies of Mosaic: `BENCH_VARIANTS` is
+ * `label=/path/to/tree,…` (e.g. a copy of the last commit), and each adds `Worker
+ * [label]` and `process [label]` (filtered by `BENCH_TARGETS` like the others), so a
+ * change is measured against the code before it in one run, rounds interleaved.
+ */
+function variantTargets(targets: LoadTarget[]): LoadTarget[] {
+  const spec = Deno.env.get("BENCH_VARIANTS");
+  if (spec === undefined || spec === "") return [];
+  return spec.split(",").flatMap((entry) => {
+    const [label, root] = entry.split("=");
+    return targets
+      .filter((target) => target.name === "Worker" || target.name === "process")
+      .map((target) => ({ ...target, name: `${target.name} [${label}]`, root }));
+  });
 }
 
 function loadTargets(modulePath: string): LoadTarget[] {
@@ -174,7 +197,7 @@ async function startMosaicWith(
     ...target.flags,
     "main.ts",
     file,
-  ], { cwd: context.root, env: { NO_COLOR: "1" } });
+  ], { cwd: target.root ?? context.root, env: { NO_COLOR: "1" } });
   const url = `http://127.0.0.1:${port}/`;
   await waitUntilReady(child, url, BENCH_HEADERS, 200, 120_000);
   return { url, child };
@@ -204,6 +227,34 @@ async function wrk(
   return parseWrkOutput(child.tail());
 }
 
+/** CPU time (user + system) so far, in µs (100 Hz ticks): a process, or one of its threads. */
+function cpuMicros(pid: number, thread?: number): number {
+  const path = thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`;
+  const stat = Deno.readTextFileSync(path);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+/** One measured wrk run and what the Mosaic process spent on it. */
+interface LoadResult extends WrkResult {
+  /** CPU of the whole Mosaic process (every thread, Workers' included) per request, µs. */
+  cpuUs: number;
+  /** CPU of its main thread (the one that serves the sockets) per request, µs. */
+  mainCpuUs: number;
+}
+
+/** Runs wrk against Mosaic `pid` and takes the CPU the process spent meanwhile. */
+async function measured(pid: number, run: () => Promise<WrkResult>): Promise<LoadResult> {
+  const [all, main] = [cpuMicros(pid), cpuMicros(pid, pid)];
+  const result = await run();
+  const requests = Math.max(1, result.requests);
+  return {
+    ...result,
+    cpuUs: (cpuMicros(pid) - all) / requests,
+    mainCpuUs: (cpuMicros(pid, pid) - main) / requests,
+  };
+}
+
 async function load(): Promise<void> {
   const processes = new ProcessGroup();
   const dir = await Deno.makeTempDir({ prefix: "mosaic-module-bench-" });
@@ -214,12 +265,13 @@ async function load(): Promise<void> {
   const rounds = Number(Deno.env.get("BENCH_ROUNDS") ?? 1);
   const only = Deno.env.get("BENCH_TARGETS")?.split(",");
   const connections = (Deno.env.get("BENCH_CONNECTIONS") ?? "1,50").split(",").map(Number);
-  const targets = loadTargets(new URL(AUTH_FILTER).pathname)
+  const all = loadTargets(new URL(AUTH_FILTER).pathname);
+  const targets = [...all, ...variantTargets(all)]
     .filter((target) => only === undefined || only.includes(target.name));
   const loadBefore = await loadAverage();
   try {
     const upstream = await startUpstream(context);
-    const results = new Map<string, WrkResult[]>();
+    const results = new Map<string, LoadResult[]>();
     const key = (name: string, c: number) => `${name} @${c}`;
     // Round after round, so a burst of other work spoils one round, not one target.
     for (let round = 0; round < rounds; round++) {
@@ -227,7 +279,10 @@ async function load(): Promise<void> {
         const mosaic = await startMosaicWith(context, upstream.url, target);
         for (const c of connections) {
           await wrk(processes, root, mosaic.url, warmup, c);
-          const result = await wrk(processes, root, mosaic.url, duration, c);
+          const result = await measured(
+            mosaic.child.process.pid,
+            () => wrk(processes, root, mosaic.url, duration, c),
+          );
           const list = results.get(key(target.name, c)) ?? [];
           list.push(result);
           results.set(key(target.name, c), list);
@@ -246,10 +301,13 @@ async function load(): Promise<void> {
         const added = target.name === "no filter" || target.name === "in process"
           ? "—"
           : `${((p50(target.name, c) - p50("in process", c)) * 1000).toFixed(0)} µs`;
+        const rounds = list.map((r) => r.p50Ms.toFixed(2)).join(" ");
         rows.push(
           `| ${c} | ${target.name} | ${Math.round(median(list.map((r) => r.requestsPerSec)))} | ${
             median(list.map((r) => r.p50Ms)).toFixed(3)
           } | ${median(list.map((r) => r.p99Ms)).toFixed(3)} | ${added} | ${
+            median(list.map((r) => r.cpuUs)).toFixed(0)
+          } | ${median(list.map((r) => r.mainCpuUs)).toFixed(0)} | ${rounds} | ${
             list.reduce((n, r) => n + r.non2xx + r.socketErrors, 0)
           } |`,
         );
@@ -259,8 +317,8 @@ async function load(): Promise<void> {
       [
         `wrk -t2 -d${duration}, ${rounds} round(s), medians over rounds; Mosaic in front of nginx (return 200); the auth filter (User: admin) by URL; load average ${loadBefore} before, ${loadAfter} after, ${navigator.hardwareConcurrency} cores`,
         "",
-        "| connections | filter runs | req/s | p50 ms | p99 ms | added to p50 vs in process | errors |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| connections | filter runs | req/s | p50 ms | p99 ms | added to p50 vs in process | CPU µs/req | main thread µs/req | p50 ms of each round | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ...rows,
         "",
         "Targets at 50 connections: Worker at most 150 µs, process at most 1 ms added to the median.",

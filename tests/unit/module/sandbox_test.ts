@@ -270,3 +270,31 @@ Deno.test("a sandboxed stream keeps its instances from the first call to its las
     await proxy.close();
   }
 });
+
+Deno.test("concurrent calls of a sandboxed filter all answer, none waits behind one that waits", () =>
+  withSandbox({}, async (proxy) => {
+    // One call waits for a body the client holds back: the host keeps one batch in
+    // flight to the Worker, and a call waiting on the host must not hold up the rest.
+    const held = Promise.withResolvers<void>();
+    const slow = proxy.request("/", {
+      method: "POST",
+      headers: { "x-body-limit": "100" },
+      body: new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          await held.promise;
+          controller.enqueue(new TextEncoder().encode("late"));
+          controller.close();
+        },
+      }),
+    });
+    const paths = Array.from({ length: 200 }, (_, i) => `/p${i}`);
+    const answers = await Promise.all(paths.map(async (path, i) => {
+      const response = await proxy.request("/", {
+        headers: i % 2 === 0 ? { "x-path": path } : { "x-deny": "1" },
+      });
+      return i % 2 === 0 ? (await response.json()).path : `${response.status}`;
+    }));
+    assert.deepEqual(answers, paths.map((path, i) => i % 2 === 0 ? path : "403"));
+    held.resolve();
+    assert.equal((await (await slow).json()).body, "4 bytes");
+  }));
