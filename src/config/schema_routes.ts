@@ -62,7 +62,9 @@ const retryPolicy = z.object({
 const routeAction = z.object({
   cluster_name: z.string().min(1).optional(),
   weighted_clusters: z.array(weightedCluster).optional(),
-  timeout: durationMs.default(0),
+  // Envoy's default route timeout: a stuck upstream never holds a stream forever. "0s"
+  // turns it off (for long-lived streams).
+  timeout: durationMs.default(15_000),
   retry_policy: retryPolicy.optional(),
   prefix_rewrite: z.string().optional(),
   host_rewrite: z.string().min(1).optional(),

@@ -153,7 +153,7 @@ plugins:
   assert.deepEqual(vhost?.routes[0].route, {
     clusterName: "c",
     weightedClusters: [],
-    timeoutMs: 0,
+    timeoutMs: 15_000,
     retryPolicy: undefined,
     prefixRewrite: undefined,
     hostRewrite: undefined,
@@ -387,4 +387,18 @@ Deno.test("positions point at the entry in the file", () => {
     path: "servers[0].listeners[0]",
   });
   assert.equal(config.listeners[0].streamFilters[0].position.line, lineOf(BASE, "type: demo"));
+});
+
+Deno.test("a route's timeout is Envoy's 15 s unless set, and 0s turns it off", () => {
+  const route = (timeout: string) =>
+    parseConfig(
+      withReplaced(
+        "route: { cluster_name: serverCluster }",
+        `route: { cluster_name: serverCluster${timeout} }`,
+      ),
+      "t.yaml",
+    ).config.routers.get("server_router")!.virtualHosts[0].routes[0].route!;
+  assert.equal(route("").timeoutMs, 15_000);
+  assert.equal(route(", timeout: 0s").timeoutMs, 0);
+  assert.equal(route(", timeout: 2s").timeoutMs, 2000);
 });
