@@ -35,6 +35,7 @@ import type { AccessRecord } from "../log/access_log.ts";
 import type { ListenerStats } from "../stats/scopes.ts";
 import { endAttempt, type StreamSpan, tracer } from "../trace/tracer.ts";
 import type { DownstreamInfo, DownstreamRequest, StreamResponse } from "./downstream.ts";
+import { type Deadline, type DeadlineQueue, deadlineQueue } from "./deadlines.ts";
 import { applyForwarded } from "./forwarded.ts";
 import { headerBlockSize, stripHopByHop } from "./headers.ts";
 import { isValidAuthority, parseAbsoluteTarget } from "./host.ts";
@@ -563,7 +564,8 @@ class StreamLog {
   /** The host whose in-flight count this stream holds until it ends. */
   activeHost: Host | undefined;
   #done = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #deadline: Deadline | undefined;
+  #deadlines: DeadlineQueue | undefined;
   #unlink: (() => void) | undefined;
 
   constructor(
@@ -574,8 +576,9 @@ class StreamLog {
   ) {}
 
   /**
-   * A signal that aborts when the client leaves or `ms` pass, whichever comes first; its
-   * one timer is cleared when the stream finishes.
+   * A signal that aborts when the client leaves or `ms` pass, whichever comes first. The
+   * deadline waits in the queue of its timeout value (one timer for all of them) and is
+   * let go when the stream finishes.
    */
   routeTimeout(ms: number): AbortSignal {
     const client = this.req.requestSignal;
@@ -584,9 +587,8 @@ class StreamLog {
     if (client.aborted) onClientGone();
     else client.addEventListener("abort", onClientGone, { once: true });
     this.#unlink = () => client.removeEventListener("abort", onClientGone);
-    this.#timer = setTimeout(() => {
-      controller.abort(new DOMException(`route timeout of ${ms} ms`, "TimeoutError"));
-    }, ms);
+    this.#deadlines = deadlineQueue(ms);
+    this.#deadline = this.#deadlines.add(controller, this.startTime);
     return controller.signal;
   }
 
@@ -599,8 +601,8 @@ class StreamLog {
   ): void {
     if (this.#done) return;
     this.#done = true;
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
+    if (this.#deadline !== undefined) {
+      this.#deadlines!.end(this.#deadline);
       this.#unlink!();
     }
     if (this.activeHost !== undefined) this.activeHost.active--;
