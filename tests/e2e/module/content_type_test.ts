@@ -5,37 +5,13 @@
 import assert from "node:assert/strict";
 import { startProxy, writeConfig } from "../../helpers/proxy_process.ts";
 import { servedContentType, servePython, TYPED_FILTER } from "../../unit/module/python_server.ts";
+import { filterListenersYaml } from "../fixtures/mosaic_yaml.ts";
 
 function config(module: string): string {
-  return `servers:
-  - default_log_level: INFO
-    default_log_path: stderr
-    routers:
-      - router_config_name: r
-        virtual_hosts:
-          - name: all
-            domains: ["*"]
-            routers:
-              - match: { prefix: / }
-                route: { cluster_name: up }
-    listeners:
-      - name: typed
-        address: 127.0.0.1:0
-        filter_chains:
-          - filters:
-              - type: proxy
-                config: { router_config_name: r }
-        stream_filters:
-          - type: module
-            module: ${module}
-cluster_manager:
-  clusters:
-    - name: up
-      type: SIMPLE
-      lb_type: LB_ROUNDROBIN
-      hosts:
-        - address: 127.0.0.1:9
-`;
+  return filterListenersYaml(
+    [{ name: "typed", filters: `- type: module\n  module: ${module}` }],
+    "127.0.0.1:9",
+  );
 }
 
 for (const command of ["check", "run"]) {

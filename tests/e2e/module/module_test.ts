@@ -8,6 +8,7 @@ import {
   type Upstream,
   writeConfig,
 } from "../../helpers/proxy_process.ts";
+import { type FilterListener, filterListenersYaml } from "../fixtures/mosaic_yaml.ts";
 
 const SO_FILTER = new URL("../../../examples/so_filter/auth_filter.ts", import.meta.url).pathname;
 const SO_DIR = new URL("../../../examples/so_filter/", import.meta.url).pathname;
@@ -18,48 +19,9 @@ const REPUTATION = new URL(
 const REPUTATION_DIR = new URL("../../../examples/sandboxed_filter/", import.meta.url).pathname;
 const ENV = "--allow-env=LOG_TOKENS,LOG_STREAM";
 
-interface Listener {
-  name: string;
-  /** YAML list items of `stream_filters`, unindented. */
-  filters: string;
-}
-
 /** A config with one listener per entry on 127.0.0.1:0, all routing to `upstream`. */
-function config(listeners: Listener[], upstream: Upstream, extra = ""): string {
-  const indent = (text: string, n: number) =>
-    text.split("\n").map((line) => " ".repeat(n) + line).join("\n");
-  return `servers:
-  - default_log_level: INFO
-    default_log_path: stderr
-    routers:
-      - router_config_name: r
-        virtual_hosts:
-          - name: all
-            domains: ["*"]
-            routers:
-              - match: { prefix: / }
-                route: { cluster_name: up }
-    listeners:
-${
-    listeners.map((l) =>
-      `      - name: ${l.name}
-        address: 127.0.0.1:0
-        filter_chains:
-          - filters:
-              - type: proxy
-                config: { router_config_name: r }
-        stream_filters:
-${indent(l.filters, 10)}`
-    ).join("\n")
-  }
-cluster_manager:
-  clusters:
-    - name: up
-      type: SIMPLE
-      lb_type: LB_ROUNDROBIN
-      hosts:
-        - address: "${upstream.address}"
-${extra}`;
+function config(listeners: FilterListener[], upstream: Upstream, extra = ""): string {
+  return filterListenersYaml(listeners, upstream.address, extra);
 }
 
 function helloUpstream(): Upstream {

@@ -11,39 +11,17 @@ import {
   writeConfig,
 } from "../../helpers/proxy_process.ts";
 import { buildSolo } from "../../fixtures/wasm/build.ts";
+import { filterListenersYaml } from "../fixtures/mosaic_yaml.ts";
 
 const solo = await buildSolo();
 const FLAGS = ["--allow-net", "--allow-read", "--allow-env=LOG_TOKENS,LOG_STREAM"];
 
 function config(upstream: Upstream, filter: string): string {
-  return `servers:
-  - default_log_level: INFO
-    default_log_path: stderr
-    routers:
-      - router_config_name: r
-        virtual_hosts:
-          - name: all
-            domains: ["*"]
-            routers:
-              - match: { prefix: / }
-                route: { cluster_name: up }
-    listeners:
-      - name: solo
-        address: 127.0.0.1:0
-        filter_chains:
-          - filters:
-              - type: proxy
-                config: { router_config_name: r }
-        stream_filters:
-${filter}
-cluster_manager:
-  clusters:
-    - name: up
-      type: SIMPLE
-      lb_type: LB_ROUNDROBIN
-      hosts:
-        - address: "${upstream.address}"
-`;
+  // The callers indent their filter items for the listener already.
+  return filterListenersYaml(
+    [{ name: "solo", filters: filter.replace(/^ {10}/gm, "") }],
+    upstream.address,
+  );
 }
 
 async function send(proxy: ProxyProcess, path: string, init?: RequestInit): Promise<Response> {

@@ -13,52 +13,14 @@ import {
   writeConfig,
 } from "../../helpers/proxy_process.ts";
 import { buildGuests } from "../../fixtures/wasm/build.ts";
+import { type FilterListener, filterListenersYaml } from "../fixtures/mosaic_yaml.ts";
 
 const guests = await buildGuests();
 const MAIN = new URL("../../../main.ts", import.meta.url).pathname;
 const FLAGS = ["--allow-net", "--allow-read", "--allow-env=LOG_TOKENS,LOG_STREAM"];
 
-interface Listener {
-  name: string;
-  /** YAML list items of `stream_filters`, unindented. */
-  filters: string;
-}
-
-function config(listeners: Listener[], upstream: Upstream): string {
-  const indent = (text: string, n: number) =>
-    text.split("\n").map((line) => " ".repeat(n) + line).join("\n");
-  return `servers:
-  - default_log_level: INFO
-    default_log_path: stderr
-    routers:
-      - router_config_name: r
-        virtual_hosts:
-          - name: all
-            domains: ["*"]
-            routers:
-              - match: { prefix: / }
-                route: { cluster_name: up }
-    listeners:
-${
-    listeners.map((l) =>
-      `      - name: ${l.name}
-        address: 127.0.0.1:0
-        filter_chains:
-          - filters:
-              - type: proxy
-                config: { router_config_name: r }
-        stream_filters:
-${indent(l.filters, 10)}`
-    ).join("\n")
-  }
-cluster_manager:
-  clusters:
-    - name: up
-      type: SIMPLE
-      lb_type: LB_ROUNDROBIN
-      hosts:
-        - address: "${upstream.address}"
-`;
+function config(listeners: FilterListener[], upstream: Upstream): string {
+  return filterListenersYaml(listeners, upstream.address);
 }
 
 function echoUpstream(): Upstream {
