@@ -6,6 +6,8 @@
  */
 
 const PEERS = new URL("./peers/", import.meta.url).pathname;
+/** The SOFARPC server is the example's own: the tests run what the README shows. */
+const EXAMPLE_SERVER = new URL("../../../examples/sofarpc/server.cjs", import.meta.url).pathname;
 const ROOT = new URL("../../../", import.meta.url).pathname;
 
 /** A running SOFARPC server. */
@@ -19,10 +21,10 @@ export interface BoltServer {
   stop(): Promise<void>;
 }
 
-/** Starts `peers/server.cjs` on `port` (0: any); its methods answer `<label>:<text>`. */
+/** Starts `examples/sofarpc/server.cjs` on `port` (0: any); its methods answer `<label>:<text>`. */
 export async function startBoltServer(label: string, port = 0): Promise<BoltServer> {
   const child = new Deno.Command("node", {
-    args: [`${PEERS}server.cjs`, String(port), label],
+    args: [EXAMPLE_SERVER, String(port), label],
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",
