@@ -5,36 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import { Http1Pool } from "../../../src/upstream/http1_pool.ts";
-import {
-  type PoolOptions,
-  UpstreamProtocolError,
-  type UpstreamRequest,
-  UpstreamResetError,
-} from "../../../src/upstream/types.ts";
+import { UpstreamProtocolError, UpstreamResetError } from "../../../src/upstream/types.ts";
 import { delay, keepAlive, type RawConn, RawServer, readText, waitFor } from "./_raw_server.ts";
-
-const OPTIONS: PoolOptions = {
-  maxRequestPerConn: 0,
-  connectTimeoutMs: 5000,
-  idleTimeoutMs: 60_000,
-  maxConnections: 100,
-  maxPendingRequests: 100,
-};
-
-function poolFor(server: RawServer, options: Partial<PoolOptions> = {}): Http1Pool {
-  return new Http1Pool({ hostname: "127.0.0.1", port: server.port }, { ...OPTIONS, ...options });
-}
-
-function get(path = "/", init: Partial<UpstreamRequest> = {}): UpstreamRequest {
-  return {
-    method: "GET",
-    path,
-    headers: new Headers({ host: "example.test" }),
-    body: null,
-    ...init,
-  };
-}
+import { get, poolFor } from "./_pool.ts";
 
 function ok(body: string, extra = ""): string {
   return `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n${extra}\r\n${body}`;

@@ -2,10 +2,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { Http1Pool, type Http1Response } from "../../../src/upstream/http1_pool.ts";
 import {
-  type PoolOptions,
   UpstreamConnectError,
   UpstreamOverflowError,
-  type UpstreamRequest,
   UpstreamResetError,
 } from "../../../src/upstream/types.ts";
 import {
@@ -18,28 +16,7 @@ import {
   readText,
   waitFor,
 } from "./_raw_server.ts";
-
-const OPTIONS: PoolOptions = {
-  maxRequestPerConn: 0,
-  connectTimeoutMs: 5000,
-  idleTimeoutMs: 60_000,
-  maxConnections: 100,
-  maxPendingRequests: 100,
-};
-
-function poolFor(server: RawServer, options: Partial<PoolOptions> = {}): Http1Pool {
-  return new Http1Pool({ hostname: "127.0.0.1", port: server.port }, { ...OPTIONS, ...options });
-}
-
-function get(path = "/", init: Partial<UpstreamRequest> = {}): UpstreamRequest {
-  return {
-    method: "GET",
-    path,
-    headers: new Headers({ host: "example.test" }),
-    body: null,
-    ...init,
-  };
-}
+import { get, OPTIONS, poolFor } from "./_pool.ts";
 
 /** Answers every request with `response`, byte for byte. */
 function fixed(response: string): (conn: RawConn) => Promise<void> {
